@@ -1,0 +1,42 @@
+# Every command a contributor runs. The README shows the same ones.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export RELEASEGATE_HOME ?= $(CURDIR)/.releasegate
+export AIRFLOW_HOME     ?= $(CURDIR)/.airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW__CORE__UNIT_TEST_MODE := False
+
+.PHONY: install system-deps demo test lint bench migrate clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv>=0.4"
+	$(BIN)/uv pip install --python $(BIN)/python --quiet -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP) system-deps
+
+system-deps:
+	@bash scripts/install-system-deps.sh
+
+demo: install
+	$(BIN)/python scripts/demo.py
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check releasegate persistence migrations dags plugins tests bench
+
+bench: install
+	$(BIN)/python bench/run.py
+
+migrate: install
+	$(BIN)/releasegate db upgrade
+
+clean:
+	rm -rf $(VENV) .airflow .releasegate

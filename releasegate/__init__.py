@@ -1,0 +1,3 @@
+"""releasegate: decides, with evidence, whether a backend service version is ready to ship."""
+
+__version__ = "0.1.0"

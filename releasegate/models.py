@@ -1,0 +1,123 @@
+"""The gate's data contracts: StageResult, Finding, Metric, Artifact, Reason, Verdict.
+
+Every stage returns a StageResult; the verdict is computed from them alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Severity(str, Enum):
+    info = "info"
+    low = "low"
+    medium = "medium"
+    high = "high"
+    critical = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _SEVERITY_RANK[self.value]
+
+    def at_least(self, other: "Severity") -> bool:
+        return self.rank >= other.rank
+
+
+_SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+
+
+class Status(str, Enum):
+    passed = "passed"    # the tool ran and every check held
+    failed = "failed"    # the tool ran and found problems (a result, not an error)
+    error = "error"      # the tool could not run or its output could not be read
+
+
+class Decision(str, Enum):
+    GO = "GO"
+    NO_GO = "NO_GO"
+    INCONCLUSIVE = "INCONCLUSIVE"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Metric(_Model):
+    name: str
+    value: float
+    unit: str = ""
+    threshold: float | None = None
+    operator: str | None = None  # "<=" or ">=": the value must satisfy `value operator threshold`
+    passed: bool | None = None
+
+
+class Artifact(_Model):
+    name: str
+    path: str
+    sha256: str
+
+    @classmethod
+    def of(cls, path: Path, name: str | None = None) -> "Artifact":
+        return cls(name=name or path.name, path=str(path), sha256=sha256_file(path))
+
+
+class Finding(_Model):
+    kind: str                 # test, sast, vulnerability, budget, alert, suite, ...
+    rule: str                 # rule id, test node id, advisory id, budget name
+    severity: Severity
+    title: str
+    location: str = ""
+    evidence: str = ""        # excerpt, secrets redacted
+    fingerprint: str
+    blocking: bool = True
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class StageResult(_Model):
+    stage: str                # e.g. "pytest[unit]", "locust", "semgrep"
+    kind: str                 # suite, load, sast, dependencies, alerts, chaos
+    status: Status
+    required: bool = True
+    started: datetime
+    finished: datetime
+    attempts: int = 1
+    summary: str = ""         # one line an operator can act on
+    error: str | None = None  # set when status is error: what failed and what to do
+    metrics: list[Metric] = Field(default_factory=list)
+    findings: list[Finding] = Field(default_factory=list)
+    artifacts: list[Artifact] = Field(default_factory=list)
+    evidence_empty: bool = False  # the tool ran but produced no evidence (0 tests collected)
+
+    def metric(self, name: str) -> Metric | None:
+        return next((m for m in self.metrics if m.name == name), None)
+
+
+class Reason(_Model):
+    stage: str
+    message: str
+    severity: Severity
+    fingerprint: str = ""
+    value: float | None = None
+    threshold: float | None = None
+    evidence: str = ""
+
+
+class Verdict(_Model):
+    decision: Decision
+    reasons: list[Reason] = Field(default_factory=list)
+    decided_at: datetime
+    policy_digest: str = ""
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 16), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,379 @@
+"""The gate policy (`gate.yaml`): one per service, validated here, with a published JSON schema.
+
+Paths in a policy are relative to the policy file. Strings may use placeholders, filled in when the
+gate runs: {version} {port} {host} {base_url} {workdir} {python} {service} {evidence}.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+
+from releasegate.errors import PolicyError
+from releasegate.models import Severity
+
+PLACEHOLDERS = ("version", "port", "host", "base_url", "workdir", "python", "service", "evidence")
+Command = list[str] | str
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class Source(_Spec):
+    """Where the service's code for a version lives, and how the gate gets a private copy of it."""
+
+    path: str = Field(".", description="Folder with the service code, relative to the policy; may use {version}.")
+    copy_to_workspace: bool = Field(
+        True, description="Copy the code into the run's own workspace first (for apps that write into their tree).")
+    exclude: list[str] = Field(default_factory=lambda: [".git", ".venv", "__pycache__", "node_modules", "*.pyc"])
+
+
+class HealthCheck(_Spec):
+    url: str = Field(description="URL that answers when the service is ready, e.g. http://{host}:{port}/healthz")
+    expect_status: int = 200
+    timeout_s: float = Field(60, gt=0, description="How long to wait for health before provisioning fails.")
+    interval_s: float = Field(0.5, gt=0)
+
+
+class EnvironmentSpec(_Spec):
+    """How to start the service on its own port, check it is healthy and stop it."""
+
+    python: str | None = Field(None, description="Interpreter for {python}; default: the gate's own.")
+    setup: list[Command] = Field(
+        default_factory=list, description="Commands run in the workspace before start (migrations, fixtures).")
+    start: Command = Field(description="Command that serves the app on {port}, e.g. '{python} -m flask run -p {port}'.")
+    env: dict[str, str] = Field(
+        default_factory=dict, description="Environment for setup, start and the suites (e.g. DATABASE_URL).")
+    port: int | None = Field(None, ge=1, le=65535, description="Fixed port; default: a free 127.0.0.1 port.")
+    health: HealthCheck
+    stop_signal: Literal["SIGTERM", "SIGINT", "SIGQUIT"] = "SIGTERM"
+    stop_timeout_s: float = Field(10, gt=0, description="Grace period before the gate kills the service.")
+
+
+class Suite(_Spec):
+    """One pytest suite; its result is read from JUnit XML, never from the exit code alone."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", description="Short id, e.g. unit.")
+    kind: Literal["unit", "integration", "contract", "e2e", "smoke", "other"] = "unit"
+    command: Command = Field(
+        default_factory=lambda: ["{python}", "-m", "pytest"], description="Test command; the gate adds --junitxml.")
+    paths: list[str] = Field(default_factory=list, description="Test files or folders, e.g. ['tests.py'].")
+    args: list[str] = Field(default_factory=list, description="Extra arguments, e.g. ['-p', 'no:cov', '-W', 'default'].")
+    env: dict[str, str] = Field(default_factory=dict)
+    junit: str | None = Field(
+        None, description="Where the command writes JUnit XML itself (non-pytest runners); default: the gate asks pytest.")
+    needs_service: bool = Field(False, description="Start the service first; the suite gets RELEASEGATE_BASE_URL.")
+    required: bool = True
+    retries: int = Field(0, ge=0, le=5, description="Reruns of failing tests only; a pass on rerun is flaky.")
+    flaky_blocks: bool = Field(False, description="Whether a flaky test blocks the release.")
+    min_tests: int = Field(1, ge=0, description="Fewer collected tests than this is missing evidence.")
+    timeout_s: float = Field(900, gt=0)
+    exit_codes_ok: list[int] = Field(
+        default_factory=lambda: [0, 1],
+        description="Exit codes that still count as 'ran' (1: tests failed). Others with no failing test are findings.")
+    severity: Severity = Field(Severity.high, description="Severity of a failing test in this suite.")
+
+
+class Budgets(_Spec):
+    p50_ms: float | None = Field(None, gt=0)
+    p95_ms: float | None = Field(None, gt=0)
+    p99_ms: float | None = Field(None, gt=0)
+    error_rate: float | None = Field(None, ge=0, le=1, description="Failures / requests, e.g. 0.01 for 1 %.")
+    min_rps: float | None = Field(None, ge=0, description="Minimum requests per second sustained.")
+
+
+class Load(_Spec):
+    locustfile: str = Field(description="Locust file, relative to the service source.")
+    profile: Literal["load", "stress", "soak"] = "load"
+    users: int = Field(10, ge=1, le=1000)
+    spawn_rate: float = Field(10, gt=0)
+    duration_s: float = Field(20, gt=0, le=7200)
+    min_requests: int = Field(50, ge=1, description="Fewer requests than this is missing evidence.")
+    budgets: Budgets
+    endpoints: dict[str, Budgets] = Field(default_factory=dict, description="Budgets per Locust request name.")
+    remeasure_cooldown_s: float = Field(5, ge=0, description="Pause before re-measuring a breached budget.")
+    required: bool = True
+    timeout_s: float = Field(600, gt=0)
+    severity: Severity = Severity.high
+
+
+class Semgrep(_Spec):
+    rules: list[str] = Field(min_length=1, description="Local rule files or folders (relative to the policy), "
+                             "or 'builtin:NAME' for the gate's bundled rules.")
+    paths: list[str] = Field(default_factory=lambda: ["."], description="What to scan, relative to the source.")
+    exclude: list[str] = Field(default_factory=lambda: ["tests", "test_*.py", "tests.py"])
+    blocking_severity: Severity = Severity.high
+    required: bool = True
+    timeout_s: float = Field(300, gt=0)
+
+
+class PipAudit(_Spec):
+    requirements: list[str] = Field(min_length=1, description="Pinned requirements files, relative to the source.")
+    osv_url: str | None = Field(None, description="An OSV-compatible endpoint (may be a local mirror).")
+    osv_data: str | None = Field(
+        None, description="Local advisory data (OSV JSON lines, .gz allowed) that the gate serves on loopback.")
+    unknown_severity: Severity = Field(Severity.high, description="Severity for advisories that carry none.")
+    blocking_severity: Severity = Severity.high
+    required: bool = True
+    timeout_s: float = Field(300, gt=0)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "PipAudit":
+        if bool(self.osv_url) == bool(self.osv_data):
+            raise ValueError("set exactly one of osv_url (an OSV endpoint) or osv_data (a local advisory file)")
+        return self
+
+
+class Scans(_Spec):
+    semgrep: Semgrep | None = None
+    pip_audit: PipAudit | None = None
+
+
+class Alerts(_Spec):
+    rule_files: list[str] = Field(min_length=1, description="Prometheus rule files, relative to the source.")
+    tests: list[str] = Field(min_length=1, description="promtool rule-test files, relative to the source.")
+    required: bool = True
+    timeout_s: float = Field(120, gt=0)
+
+
+class Slack(_Spec):
+    channel: str = Field(description="Channel id or name, e.g. #releases.")
+    connection_id: str = Field("slack_api_default", description="Airflow connection holding the bot token.")
+    report_url: str | None = Field(
+        None, description="Link to the report, may use {service} {version} {run_id}; default: the report's path.")
+
+
+class Notify(_Spec):
+    slack: Slack | None = None
+
+
+class Policy(_Spec):
+    """A service's release gate: what must hold before a version ships."""
+
+    service: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    source: Source = Field(default_factory=Source)
+    environment: EnvironmentSpec | None = None
+    suites: list[Suite] = Field(default_factory=list)
+    load: Load | None = None
+    scans: Scans = Field(default_factory=Scans)
+    alerts: Alerts | None = None
+    notify: Notify = Field(default_factory=Notify)
+
+    _path: Path | None = PrivateAttr(default=None)
+    _digest: str = PrivateAttr(default="")
+
+    @field_validator("suites")
+    @classmethod
+    def _unique_suite_names(cls, suites: list[Suite]) -> list[Suite]:
+        names = [s.name for s in suites]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"suite names must be unique; repeated: {', '.join(dupes)}")
+        return suites
+
+    @model_validator(mode="after")
+    def _service_for_suites(self) -> "Policy":
+        needing = [s.name for s in self.suites if s.needs_service]
+        if (needing or self.load) and self.environment is None:
+            what = f"suites {needing}" if needing else "load"
+            raise ValueError(f"{what} need the running service: add an 'environment' section (start, health)")
+        return self
+
+    @property
+    def path(self) -> Path:
+        assert self._path is not None, "policy was not loaded from a file"
+        return self._path
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    @property
+    def digest(self) -> str:
+        return self._digest
+
+    def resolve(self, relative: str) -> Path:
+        """A path from the policy, relative to the policy file."""
+        return (self.base_dir / relative).resolve()
+
+    def source_dir(self, version: str) -> Path:
+        return self.resolve(self.source.path.replace("{version}", version))
+
+
+def json_schema() -> dict[str, Any]:
+    schema = Policy.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "releasegate policy (gate.yaml)"
+    return schema
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Read and validate a policy file; every problem becomes one PolicyError that says how to fix it."""
+    file = Path(path)
+    if not file.is_file():
+        raise PolicyError(f"{file}: policy file not found — pass the path of the service's gate.yaml")
+    text = file.read_text(encoding="utf-8")
+    data, lines = _parse_yaml(file, text)
+    try:
+        policy = Policy.model_validate(data)
+    except ValidationError as exc:
+        raise PolicyError(_explain(file, exc, lines)) from None
+    _check_placeholders(file, data)
+    policy._path = file.resolve()
+    policy._digest = "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return policy
+
+
+def _parse_yaml(file: Path, text: str) -> tuple[Any, dict[tuple, int]]:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        raise PolicyError(f"{file}{where}: not valid YAML ({getattr(exc, 'problem', exc)}) — "
+                          "check indentation and quoting near that line") from None
+    if not isinstance(data, dict):
+        raise PolicyError(f"{file}: expected a mapping at the top (service:, suites:, ...), "
+                          f"got {type(data).__name__} — see docs/policy.md for an example")
+    lines: dict[tuple, int] = {}
+    _index_lines(node, (), lines)
+    return data, lines
+
+
+def _index_lines(node: Any, path: tuple, out: dict[tuple, int]) -> None:
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            out[path + (key.value,)] = key.start_mark.line + 1
+            _index_lines(value, path + (key.value,), out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            out[path + (i,)] = item.start_mark.line + 1
+            _index_lines(item, path + (i,), out)
+
+
+_HINTS = {
+    "int_parsing": "write a whole number, e.g. 2",
+    "int_type": "write a whole number, e.g. 2",
+    "float_parsing": "write a number, e.g. 300",
+    "float_type": "write a number, e.g. 300",
+    "bool_parsing": "write true or false",
+    "bool_type": "write true or false",
+    "string_type": "write text (quote it if YAML reads it as something else)",
+    "list_type": "write a list, e.g. [a, b] or one '- item' per line",
+    "dict_type": "write a mapping of key: value lines",
+    "missing": "add it; see docs/policy.md for what it means",
+    "greater_than": "use a larger value",
+    "greater_than_equal": "use a larger value",
+    "less_than_equal": "use a smaller value",
+    "string_pattern_mismatch": "use lowercase letters, digits, - and _ only",
+    "too_short": "give at least one entry",
+}
+
+
+def _explain(file: Path, exc: ValidationError, lines: dict[tuple, int]) -> str:
+    messages = [_explain_one(file, err, lines) for err in exc.errors()]
+    head = f"{file}: {len(messages)} problem(s) in the policy" if len(messages) > 1 else ""
+    return "\n".join(([head] if head else []) + messages)
+
+
+def _explain_one(file: Path, err: dict[str, Any], lines: dict[tuple, int]) -> str:
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in ("function-after", "str", "list[str]")))
+    field = _dotted(loc) or "(top level)"
+    line = _line_for(loc, lines)
+    where = f"{file}:{line}" if line else str(file)
+    if err["type"] == "extra_forbidden":
+        return f"{where}: {field}: unknown key — {_suggest(loc)}"
+    if err["type"] == "literal_error":
+        allowed = err.get("ctx", {}).get("expected", "")
+        return f"{where}: {field}: {err['input']!r} is not allowed — use one of {allowed}"
+    if err["type"] == "enum":
+        return f"{where}: {field}: {err['input']!r} is not allowed — use one of {err['ctx']['expected']}"
+    got = "" if err["type"] == "missing" else f", got {err['input']!r}"
+    hint = _HINTS.get(err["type"], "see docs/policy.md")
+    message = err["msg"].removeprefix("Value error, ")
+    return f"{where}: {field}: {message}{got} — {hint}"
+
+
+def _dotted(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _line_for(loc: tuple, lines: dict[tuple, int]) -> int | None:
+    for end in range(len(loc), 0, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return None
+
+
+def _suggest(loc: tuple) -> str:
+    model: Any = Policy
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        inner = _model_of(field.annotation) if field else None
+        if inner is None:
+            break
+        model = inner
+    known = sorted(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+    if close:
+        return f"did you mean '{close[0]}'?"
+    return f"known keys here: {', '.join(known)}" if known else "remove it"
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _model_of(arg)
+        if found:
+            return found
+    return None
+
+
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+
+
+def _check_placeholders(file: Path, data: Any, loc: tuple = ()) -> None:
+    if isinstance(data, dict):
+        for key, value in data.items():
+            _check_placeholders(file, value, loc + (key,))
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            _check_placeholders(file, value, loc + (i,))
+    elif isinstance(data, str):
+        for name in _PLACEHOLDER.findall(data):
+            if name not in PLACEHOLDERS:
+                raise PolicyError(f"{file}: {_dotted(loc)}: unknown placeholder {{{name}}} — "
+                                  f"known: {', '.join('{' + p + '}' for p in PLACEHOLDERS)}")
+
+
+def fill(template: str, values: dict[str, str]) -> str:
+    """Fill the known placeholders of a policy string; other braces are left as written."""
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
+
+
+def fill_command(command: Command, values: dict[str, str]) -> list[str]:
+    import shlex
+
+    parts = shlex.split(command) if isinstance(command, str) else list(command)
+    return [fill(p, values) for p in parts]
+
+
+def schema_json() -> str:
+    return json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
+
+
