@@ -25,7 +25,7 @@ class Severity(str, Enum):
     def rank(self) -> int:
         return _SEVERITY_RANK[self.value]
 
-    def at_least(self, other: "Severity") -> bool:
+    def at_least(self, other: Severity) -> bool:
         return self.rank >= other.rank
 
 
@@ -63,7 +63,7 @@ class Artifact(_Model):
     sha256: str
 
     @classmethod
-    def of(cls, path: Path, name: str | None = None) -> "Artifact":
+    def of(cls, path: Path, name: str | None = None) -> Artifact:
         return cls(name=name or path.name, path=str(path), sha256=sha256_file(path))
 
 
@@ -77,6 +77,16 @@ class Finding(_Model):
     fingerprint: str
     blocking: bool = True
     data: dict[str, Any] = Field(default_factory=dict)
+
+
+class TestCase(_Model):
+    __test__ = False  # not a pytest test class
+
+    node_id: str
+    outcome: str              # passed, failed, error, skipped, flaky
+    duration_s: float = 0.0
+    attempts: int = 1
+    message: str = ""
 
 
 class StageResult(_Model):
@@ -93,6 +103,7 @@ class StageResult(_Model):
     findings: list[Finding] = Field(default_factory=list)
     artifacts: list[Artifact] = Field(default_factory=list)
     evidence_empty: bool = False  # the tool ran but produced no evidence (0 tests collected)
+    test_cases: list[TestCase] = Field(default_factory=list)
 
     def metric(self, name: str) -> Metric | None:
         return next((m for m in self.metrics if m.name == name), None)

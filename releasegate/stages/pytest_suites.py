@@ -1,0 +1,141 @@
+"""A service's own pytest suite, read from JUnit XML; failing tests are rerun (only those) to tell flaky from real."""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import datetime
+from pathlib import Path
+
+from releasegate.context import RunContext
+from releasegate.environment import Environment, placeholders, service_env
+from releasegate.errors import StageError
+from releasegate.fingerprint import fingerprint
+from releasegate.models import Artifact, Finding, Metric, Severity, StageResult, Status, TestCase
+from releasegate.policy import Policy, Suite, fill, fill_command
+from releasegate.redact import redact
+from releasegate.stages.base import guarded, now, run_tool
+from releasegate.stages.junit import parse_junit
+
+log = logging.getLogger("releasegate")
+PLUGIN_DIR = Path(__file__).parent / "pytest_plugin"
+NO_TESTS_COLLECTED = 5
+
+
+def stage_name(suite: Suite) -> str:
+    return f"pytest[{suite.name}]"
+
+
+def run(policy: Policy, ctx: RunContext, suite: Suite, env: Environment | None) -> StageResult:
+    return guarded(stage_name(suite), suite.kind, suite.required, lambda started: _run(policy, ctx, suite, env, started))
+
+
+def _run(policy: Policy, ctx: RunContext, suite: Suite, env: Environment | None, started: datetime) -> StageResult:
+    if suite.needs_service and env is None:
+        raise StageError("the suite needs the running service, but provisioning did not give one — see the provision stage")
+    folder = ctx.evidence / "pytest" / suite.name
+    runs = [_attempt(policy, ctx, suite, env, folder, attempt=1, node_ids=[])]
+    cases = {c.node_id: c for c in runs[0][0]}
+    for attempt in range(2, suite.retries + 2):
+        failing = [c.node_id for c in cases.values() if c.outcome in ("failed", "error")]
+        if not failing:
+            break
+        log.info("pytest[%s]: rerunning %d failing test(s), attempt %d of %d", suite.name, len(failing), attempt,
+                 suite.retries + 1)
+        rerun, _, _ = _attempt(policy, ctx, suite, env, folder, attempt=attempt, node_ids=failing)
+        cases = _merge(cases, rerun)
+        runs.append((rerun, 0, None))
+    return _result(policy, suite, ctx, started, list(cases.values()), runs, folder)
+
+
+def _attempt(policy: Policy, ctx: RunContext, suite: Suite, env: Environment | None, folder: Path, attempt: int,
+             node_ids: list[str]) -> tuple[list[TestCase], int, Path]:
+    xml = folder / f"junit-{attempt}.xml"
+    folder.mkdir(parents=True, exist_ok=True)
+    if xml.exists():
+        xml.unlink()
+    values = placeholders(policy, ctx, env.port if env else None)
+    argv = fill_command(suite.command, values) + (node_ids or [fill(p, values) for p in suite.paths])
+    argv += [fill(a, values) for a in suite.args]
+    if suite.junit is None:
+        argv += [f"--junitxml={xml}", "-o", "junit_family=xunit1", "-p", "releasegate_nodeids", "-p", "no:cacheprovider"]
+    run = run_tool(argv, cwd=ctx.source, timeout_s=suite.timeout_s, env=_suite_env(policy, suite, env, values),
+                   log_to=folder / f"output-{attempt}.log")
+    if suite.junit is not None:
+        xml = ctx.source / fill(suite.junit, values)
+    if run.returncode == NO_TESTS_COLLECTED and not node_ids:
+        return [], run.returncode, xml
+    if not xml.is_file():
+        raise StageError(f"{' '.join(argv[:4])} … exited {run.returncode} and wrote no JUnit XML: "
+                         f"{_tail(run.stderr or run.stdout)} — see {folder / f'output-{attempt}.log'}")
+    cases = parse_junit(xml.read_text(encoding="utf-8", errors="replace"), str(xml))
+    if run.returncode not in suite.exit_codes_ok and run.returncode != NO_TESTS_COLLECTED and not node_ids or run.returncode == 1 and not any(c.outcome in ("failed", "error") for c in cases) and not node_ids:
+        cases.append(_exit_code_case(run.returncode, folder / f"output-{attempt}.log"))
+    return cases, run.returncode, xml
+
+
+def _suite_env(policy: Policy, suite: Suite, env: Environment | None, values: dict[str, str]) -> dict[str, str]:
+    extra = {**service_env(policy, values), **{k: fill(v, values) for k, v in suite.env.items()}}
+    if env is not None:
+        extra["RELEASEGATE_BASE_URL"] = env.base_url
+    path = os.environ.get("PYTHONPATH", "")
+    extra["PYTHONPATH"] = os.pathsep.join(p for p in (str(PLUGIN_DIR), extra.get("PYTHONPATH", path)) if p)
+    extra["PYTHONDONTWRITEBYTECODE"] = "1"
+    return extra
+
+
+def _exit_code_case(code: int, output: Path) -> TestCase:
+    """The run failed although no test did: coverage thresholds or warnings-as-errors do this."""
+    return TestCase(node_id=f"<exit code {code}>", outcome="error", message=(
+        f"the test command exited {code} although no test failed: a coverage threshold (--cov-fail-under), "
+        "a warning turned into an error, or a plugin failed the run — see "
+        f"{output}; to judge the tests alone add e.g. ['-p', 'no:cov'] to the suite's args"))
+
+
+def _merge(cases: dict[str, TestCase], rerun: list[TestCase]) -> dict[str, TestCase]:
+    merged = dict(cases)
+    for case in rerun:
+        first = merged.get(case.node_id)
+        if first is None:
+            continue
+        outcome = "flaky" if case.outcome == "passed" else case.outcome
+        merged[case.node_id] = first.model_copy(update={"outcome": outcome, "attempts": first.attempts + 1,
+                                                        "message": first.message})
+    return merged
+
+
+def _result(policy: Policy, suite: Suite, ctx: RunContext, started: datetime, cases: list[TestCase],
+            runs: list, folder: Path) -> StageResult:
+    counts = {k: sum(1 for c in cases if c.outcome == k) for k in ("passed", "failed", "error", "skipped", "flaky")}
+    findings = [_finding(suite, c) for c in cases if c.outcome in ("failed", "error", "flaky")]
+    executed = len(cases) - counts["skipped"]
+    empty = executed < suite.min_tests
+    status = Status.failed if any(f.blocking for f in findings) else Status.passed
+    finished = now()
+    summary = (f"pytest[{suite.name}]: {counts['passed']} passed, {counts['failed']} failed, {counts['error']} errors, "
+               f"{counts['flaky']} flaky, {counts['skipped']} skipped in {(finished - started).total_seconds():.1f} s; "
+               f"junit: {folder}")
+    if empty:
+        summary += f" — {executed} test(s) ran, the suite requires at least {suite.min_tests}: check its paths"
+    log.info("%s", summary)
+    artifacts = [Artifact.of(p) for p in sorted(folder.glob("*")) if p.is_file()]
+    metrics = [Metric(name=f"tests_{k}", value=v) for k, v in counts.items()]
+    return StageResult(stage=stage_name(suite), kind=suite.kind, status=status, required=suite.required,
+                       started=started, finished=finished, attempts=len(runs), summary=summary, metrics=metrics,
+                       findings=findings, artifacts=artifacts, evidence_empty=empty, test_cases=cases)
+
+
+def _finding(suite: Suite, case: TestCase) -> Finding:
+    if case.outcome == "flaky":
+        return Finding(kind="flaky-test", rule=case.node_id, severity=Severity.low, blocking=suite.flaky_blocks,
+                       title=f"{case.node_id} is flaky: failed, then passed on rerun", location=case.node_id,
+                       evidence=redact(case.message[:600]), fingerprint=fingerprint("flaky-test", case.node_id),
+                       data={"suite": suite.name, "attempts": case.attempts})
+    return Finding(kind="test", rule=case.node_id, severity=suite.severity, blocking=True,
+                   title=f"{case.node_id} {case.outcome} ({suite.kind} suite '{suite.name}')", location=case.node_id,
+                   evidence=redact(case.message[:600]), fingerprint=fingerprint("test", case.node_id),
+                   data={"suite": suite.name, "attempts": case.attempts})
+
+
+def _tail(text: str) -> str:
+    return " | ".join(text.strip().splitlines()[-5:])[-600:]

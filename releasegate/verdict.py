@@ -1,0 +1,75 @@
+"""The decision: a pure function of the stage results, the expected stages and the waived fingerprints.
+
+GO only when every required stage produced evidence and nothing unwaived blocks; INCONCLUSIVE when the
+gate could not decide (a required stage errored, is missing, or produced empty evidence); NO_GO otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from releasegate.fingerprint import fingerprint
+from releasegate.models import Decision, Finding, Reason, Severity, StageResult, Status, Verdict
+
+
+@dataclass(frozen=True)
+class ExpectedStage:
+    name: str
+    required: bool = True
+
+
+def decide(results: Iterable[StageResult], expected: Iterable[ExpectedStage], now: datetime,
+           policy_digest: str = "", waived: frozenset[str] = frozenset()) -> Verdict:
+    by_name = {r.stage: r for r in results}
+    missing = _missing_evidence(expected, by_name)
+    blocking = [reason for r in by_name.values() if r.status is not Status.error
+                for reason in _blocking_reasons(r, waived)]
+    if any(reason.severity is not Severity.low for reason in missing):
+        decision = Decision.INCONCLUSIVE
+    elif blocking:
+        decision = Decision.NO_GO
+    else:
+        decision = Decision.GO
+    reasons = sorted(missing + blocking, key=lambda x: (-x.severity.rank, x.stage, x.message))
+    return Verdict(decision=decision, reasons=reasons, decided_at=now, policy_digest=policy_digest)
+
+
+def _missing_evidence(expected: Iterable[ExpectedStage], by_name: dict[str, StageResult]) -> list[Reason]:
+    reasons = []
+    for stage in expected:
+        result = by_name.get(stage.name)
+        problem = _evidence_problem(result)
+        if problem is None:
+            continue
+        severity = Severity.high if stage.required else Severity.low
+        note = "" if stage.required else " (optional stage: not deciding)"
+        reasons.append(Reason(stage=stage.name, severity=severity, message=f"missing_evidence: {problem}{note}",
+                              fingerprint=fingerprint("missing-evidence", stage.name)))
+    return reasons
+
+
+def _evidence_problem(result: StageResult | None) -> str | None:
+    if result is None:
+        return "the stage produced no result (it did not run, or its task failed before writing one)"
+    if result.status is Status.error:
+        return f"the stage could not run: {result.error or result.summary}"
+    if result.evidence_empty:
+        return f"the stage produced no evidence: {result.summary}"
+    return None
+
+
+def _blocking_reasons(result: StageResult, waived: frozenset[str]) -> list[Reason]:
+    reasons = [_reason(result.stage, f) for f in result.findings if f.blocking and f.fingerprint not in waived]
+    if result.status is Status.failed and not any(f.blocking for f in result.findings):
+        reasons.append(Reason(stage=result.stage, severity=Severity.high,
+                              message=f"stage failed without a blocking finding: {result.summary}",
+                              fingerprint=fingerprint("stage-failed", result.stage)))
+    return reasons
+
+
+def _reason(stage: str, finding: Finding) -> Reason:
+    data = finding.data
+    return Reason(stage=stage, message=finding.title, severity=finding.severity, fingerprint=finding.fingerprint,
+                  value=data.get("value"), threshold=data.get("threshold"), evidence=finding.location)
