@@ -40,7 +40,7 @@ class Outcome:
     def as_json(self) -> dict:
         return {"decision": self.verdict.decision.value, "run_id": self.run_id, "service": self.service,
                 "version": self.version, "report": self.report, "evidence_dir": self.evidence_dir,
-                "notification": self.notification,
+                "notification": self.notification, "decided_at": self.verdict.decided_at.isoformat(),
                 "reasons": [r.model_dump(mode="json", exclude_none=True) for r in self.verdict.reasons]}
 
 
@@ -114,16 +114,20 @@ def run_stage(ctx: RunContext, name: str, env: Environment | dict | None) -> Sta
 
 
 def _runner(policy: Policy, name: str) -> Callable[[Policy, RunContext, Environment | None], StageResult]:
-    from releasegate.stages import alerts, locust_load, pip_audit, pytest_suites, semgrep
+    import importlib
 
     if name.startswith("pytest["):
+        from releasegate.stages import pytest_suites
+
         suite = next(s for s in policy.suites if f"pytest[{s.name}]" == name)
         return lambda p, c, e: pytest_suites.run(p, c, suite, e)
-    runners = {"locust": locust_load.run, "semgrep": lambda p, c, e: semgrep.run(p, c),
-               "pip-audit": lambda p, c, e: pip_audit.run(p, c), "alerts": lambda p, c, e: alerts.run(p, c)}
-    if name not in runners:
+    modules = {"locust": "locust_load", "semgrep": "semgrep", "pip-audit": "pip_audit", "alerts": "alerts"}
+    if name not in modules:
         raise KeyError(f"unknown stage {name!r}; the policy plans: {', '.join(stage_names(policy))}")
-    return runners[name]
+    module = importlib.import_module(f"releasegate.stages.{modules[name]}")
+    if name == "locust":
+        return module.run
+    return lambda p, c, e: module.run(p, c)
 
 
 def save_result(ctx: RunContext, result: StageResult) -> None:
@@ -151,14 +155,14 @@ def conclude(ctx: RunContext) -> Outcome:
     verdict = decide(results, expected_stages(policy), decided_at, policy.digest)
     defects = _record_defects(ctx, results, decided_at)
     versions = tool_versions()
+    outcome = Outcome(ctx.run_id, ctx.service, ctx.version, verdict, str(ctx.evidence / "report.html"), ctx.evidence_dir)
+    (ctx.evidence / "verdict.json").write_text(json.dumps(outcome.as_json(), indent=2), encoding="utf-8")
     paths = compile_report(ctx, policy.digest, results, verdict, tool_versions=versions, defects=defects)
     with store.unit_of_work() as uow:
         uow.verdicts.upsert(ctx.run_id, {**verdict.model_dump(mode="json"), "tool_versions": versions,
                                          "manifest_sha256": paths.manifest_sha256, "report_path": str(paths.html)})
         uow.runs.finish(ctx.run_id, "finished", verdict.decision.value, decided_at)
         uow.commit()
-    outcome = Outcome(ctx.run_id, ctx.service, ctx.version, verdict, str(paths.html), ctx.evidence_dir)
-    (ctx.evidence / "verdict.json").write_text(json.dumps(outcome.as_json(), indent=2), encoding="utf-8")
     log.info("verdict %s for %s %s: %d reason(s); report: %s", verdict.decision.value, ctx.service, ctx.version,
              len(verdict.reasons), paths.html)
     return outcome
@@ -178,7 +182,8 @@ def _record_defects(ctx: RunContext, results: list[StageResult], seen_at: dateti
 
 def load_outcome(ctx: RunContext) -> Outcome:
     data = json.loads((ctx.evidence / "verdict.json").read_text(encoding="utf-8"))
-    verdict = Verdict(decision=Decision(data["decision"]), reasons=data["reasons"], decided_at=ctx.started)
+    verdict = Verdict(decision=Decision(data["decision"]), reasons=data["reasons"],
+                      decided_at=datetime.fromisoformat(data["decided_at"]))
     return Outcome(ctx.run_id, ctx.service, ctx.version, verdict, data["report"], ctx.evidence_dir)
 
 
@@ -186,11 +191,17 @@ def notify(ctx: RunContext, outcome: Outcome) -> str:
     from releasegate.notify.slack import notify as slack_notify
 
     policy = policy_of(ctx)
+    from releasegate.report import write_manifest
+
     result = slack_notify(ctx, outcome.verdict, policy.notify.slack, _report_link(policy, ctx, outcome))
+    manifest_sha256 = write_manifest(ctx.evidence)  # the payload and the answer are evidence too
     with store.unit_of_work() as uow:
         channel = policy.notify.slack.channel if policy.notify.slack else "(none)"
         uow.notifications.upsert(ctx.run_id, channel, result.payload, result.status, result.attempts,
                                  result.response)
+        stored = uow.verdicts.get(ctx.run_id)
+        if stored is not None:
+            uow.verdicts.upsert(ctx.run_id, {**stored, "manifest_sha256": manifest_sha256})
         uow.commit()
     outcome.notification = result.status
     return result.status

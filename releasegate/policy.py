@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from releasegate.errors import PolicyError
 from releasegate.models import Severity
@@ -117,6 +125,10 @@ class Semgrep(_Spec):
 
 class PipAudit(_Spec):
     requirements: list[str] = Field(min_length=1, description="Pinned requirements files, relative to the source.")
+    export: list[Command] = Field(
+        default_factory=list,
+        description="Commands run in the workspace first that write those files from a lock file pip-audit "
+                    "cannot read, e.g. 'uv export --format requirements-txt -o requirements.lock.txt'.")
     osv_url: str | None = Field(None, description="An OSV-compatible endpoint (may be a local mirror).")
     osv_data: str | None = Field(
         None, description="Local advisory data (OSV JSON lines, .gz allowed) that the gate serves on loopback.")
@@ -126,7 +138,7 @@ class PipAudit(_Spec):
     timeout_s: float = Field(300, gt=0)
 
     @model_validator(mode="after")
-    def _one_source(self) -> "PipAudit":
+    def _one_source(self) -> PipAudit:
         if bool(self.osv_url) == bool(self.osv_data):
             raise ValueError("set exactly one of osv_url (an OSV endpoint) or osv_data (a local advisory file)")
         return self
@@ -180,7 +192,7 @@ class Policy(_Spec):
         return suites
 
     @model_validator(mode="after")
-    def _service_for_suites(self) -> "Policy":
+    def _service_for_suites(self) -> Policy:
         needing = [s.name for s in self.suites if s.needs_service]
         if (needing or self.load) and self.environment is None:
             what = f"suites {needing}" if needing else "load"

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
 
 from releasegate.errors import StageError
 from releasegate.stages.base import find_tool
@@ -13,12 +16,21 @@ _VERSION_ARGS = {"semgrep": ["--version"], "pip-audit": ["--version"], "locust":
                  "promtool": ["--version"], "amtool": ["--version"]}
 
 
-@lru_cache(maxsize=1)
+_PYTHON_TOOLS = {"semgrep": "semgrep", "pip-audit": "pip-audit", "locust": "locust"}
+
+
 def tool_versions() -> dict[str, str]:
+    """Versions of the tools as this process would run them (overrides via RELEASEGATE_*_BIN included)."""
+    overrides = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("RELEASEGATE_") and k.endswith("_BIN")))
+    return dict(_tool_versions(overrides, os.environ.get("PATH", "")))
+
+
+@lru_cache(maxsize=8)
+def _tool_versions(_overrides: tuple, _path: str) -> tuple[tuple[str, str], ...]:
     versions = {"python": sys.version.split()[0], "releasegate": _own_version()}
     for tool, args in _VERSION_ARGS.items():
         versions[tool] = _version_of(tool, args)
-    return versions
+    return tuple(versions.items())
 
 
 def _own_version() -> str:
@@ -29,7 +41,13 @@ def _own_version() -> str:
 
 def _version_of(tool: str, args: list[str]) -> str:
     try:
-        out = subprocess.run([find_tool(tool), *args], capture_output=True, text=True, timeout=60)
+        path = find_tool(tool)
+    except StageError:
+        return "unavailable"
+    if tool in _PYTHON_TOOLS and Path(path).parent == Path(sys.executable).parent:
+        return f"{tool} {metadata.version(_PYTHON_TOOLS[tool])}"  # the gate's own install: no process to start
+    try:
+        out = subprocess.run([path, *args], capture_output=True, text=True, timeout=60)
     except (StageError, OSError, subprocess.TimeoutExpired):
         return "unavailable"
     lines = (out.stdout or out.stderr).strip().splitlines()

@@ -1,0 +1,107 @@
+"""Engine from a URL, and where the URL comes from.
+
+SQLite gets foreign keys, WAL, a busy timeout, and transactions SQLAlchemy controls: plain
+connections ``BEGIN`` (deferred: readers never block anyone under WAL), while a connection with
+the execution option ``sqlite_begin="IMMEDIATE"`` (the unit of work's) takes the write lock up front,
+so two tasks writing at once queue on the busy timeout instead of failing with "database is
+locked" when a read transaction tries to become a write one. PostgreSQL gets ``pool_pre_ping``;
+libpq options in the URL's query (``?sslmode=require``) reach the driver unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+
+ENV_URL = "RELEASEGATE_DB_URL"
+CONN_ID = "releasegate_db"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_BEGIN_MODES = ("DEFERRED", "IMMEDIATE", "EXCLUSIVE")
+
+# libpq parameters worth carrying over from an Airflow connection's extras
+_PG_QUERY_KEYS = ("sslmode", "sslrootcert", "sslcert", "sslkey", "sslcrl", "connect_timeout",
+                  "application_name", "options", "target_session_attrs", "keepalives", "keepalives_idle")
+_DRIVERS = {"postgres": "postgresql+psycopg2", "postgresql": "postgresql+psycopg2", "sqlite": "sqlite"}
+
+
+def engine_from_url(url: str) -> Engine:
+    """An engine for the gate database at ``url`` (SQLite or PostgreSQL)."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgres", "postgresql"):
+        # the declared driver, psycopg2 (SQLAlchemy 2.1 would pick psycopg 3 for a bare postgresql://);
+        # an explicit postgresql+psycopg:// is kept as written
+        parsed = parsed.set(drivername="postgresql+psycopg2")
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed)
+    return create_engine(parsed, pool_pre_ping=True)
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None  # let SQLAlchemy, not pysqlite, emit BEGIN
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection):
+        mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+        if mode not in SQLITE_BEGIN_MODES:
+            raise ValueError(f"sqlite_begin={mode!r}: use one of {', '.join(SQLITE_BEGIN_MODES)}")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+def resolve_url(default_sqlite_path: Path) -> str:
+    """$RELEASEGATE_DB_URL, else the Airflow connection ``releasegate_db``, else SQLite at the default path."""
+    url = os.environ.get(ENV_URL) or _airflow_connection_url()
+    if url:
+        return url
+    path = Path(default_sqlite_path).expanduser().resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+def _airflow_connection_url() -> str | None:
+    """The ``releasegate_db`` connection as a SQLAlchemy URL, or None.
+
+    Looked up only inside an Airflow process (airflow already imported: a task, ``dag.test()``, a
+    plugin), where ``Connection.get`` asks every configured secrets backend (Execution API in a
+    worker, env vars, Vault...), or when ``AIRFLOW_CONN_RELEASEGATE_DB`` is set. A plain CLI
+    process does not pay for importing Airflow (~3 s) just to find nothing.
+    """
+    if "airflow" not in sys.modules and not os.environ.get("AIRFLOW_CONN_RELEASEGATE_DB"):
+        return None
+    try:
+        from airflow.sdk import Connection
+        from airflow.sdk.exceptions import AirflowNotFoundException
+    except ImportError:
+        return None
+    try:
+        conn = Connection.get(CONN_ID)
+    except AirflowNotFoundException:
+        return None
+    return connection_to_url(conn)
+
+
+def connection_to_url(conn) -> str:
+    """A SQLAlchemy URL from an Airflow connection (postgres or sqlite)."""
+    conn_type = (conn.conn_type or "").lower()
+    driver = _DRIVERS.get(conn_type, conn_type)
+    if driver == "sqlite":
+        return f"sqlite:///{conn.host or conn.schema}"
+    extras = conn.extra_dejson or {}
+    query = {k: str(extras[k]) for k in _PG_QUERY_KEYS if k in extras}
+    return URL.create(driver, username=conn.login or None, password=conn.password or None, host=conn.host or None,
+                      port=conn.port or None, database=conn.schema or None, query=query
+                      ).render_as_string(hide_password=False)

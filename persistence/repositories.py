@@ -1,0 +1,175 @@
+"""Repositories: plain dicts in, plain dicts out; every write an upsert on a natural key."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from persistence.tables import (
+    FindingRow,
+    NotificationRow,
+    Run,
+    StageResultRow,
+    TestCaseRow,
+    VerdictRow,
+    utcnow,
+)
+from persistence.upsert import upsert
+
+_CHUNK = 500
+RUN_ALIASES = {"started": "started_at", "finished": "finished_at"}
+FINDING_FIELDS = ("kind", "rule", "severity", "title", "location", "evidence", "fingerprint", "blocking", "data")
+
+
+def _plain(value: Any) -> Any:
+    """An enum's value (``str`` enums would otherwise print as ``Status.passed``); anything else as is."""
+    return getattr(value, "value", value)
+
+
+def _dicts(result) -> list[dict[str, Any]]:
+    return [dict(row) for row in result.mappings()]
+
+
+def _chunks(rows: list[dict[str, Any]]) -> Iterable[list[dict[str, Any]]]:
+    return (rows[i:i + _CHUNK] for i in range(0, len(rows), _CHUNK))
+
+
+class RunRepository:
+    columns = frozenset(c.name for c in Run.__table__.columns)
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def upsert(self, run: dict[str, Any]) -> None:
+        """Write the run; the columns ``run`` carries overwrite an existing row with the same run_id."""
+        row = {RUN_ALIASES.get(k, k): _plain(v) for k, v in run.items()}
+        upsert(self.session, Run.__table__, {k: v for k, v in row.items() if k in self.columns}, ["run_id"])
+
+    def get(self, run_id: str) -> dict[str, Any] | None:
+        rows = _dicts(self.session.execute(select(Run.__table__).where(Run.run_id == run_id)))
+        return rows[0] if rows else None
+
+    def finish(self, run_id: str, status: str, decision: str | None, finished_at: datetime) -> None:
+        result = self.session.execute(update(Run).where(Run.run_id == run_id).values(
+            status=_plain(status), decision=_plain(decision), finished_at=finished_at))
+        if result.rowcount == 0:
+            raise LookupError(f"run {run_id!r} is not recorded — call runs.upsert() when the run starts")
+
+    def latest(self, service: str | None = None, version: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        query = select(Run.__table__).order_by(Run.started_at.desc(), Run.run_id.desc()).limit(limit)
+        if service is not None:
+            query = query.where(Run.service == service)
+        if version is not None:
+            query = query.where(Run.version == version)
+        return _dicts(self.session.execute(query))
+
+
+class StageRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def upsert(self, run_id: str, stage: dict[str, Any]) -> None:
+        """Write a StageResult dump, its findings and its test cases; a rerun replaces the stage's rows."""
+        name = stage["stage"]
+        upsert(self.session, StageResultRow.__table__, _stage_row(run_id, stage), ["run_id", "stage"])
+        self._replace(FindingRow, FindingRow.stage == name, run_id, ["run_id", "fingerprint"],
+                      [_finding_row(run_id, name, f) for f in stage.get("findings", [])])
+        self._replace(TestCaseRow, TestCaseRow.suite == name, run_id, ["run_id", "suite", "node_id"],
+                      [_test_case_row(run_id, name, t) for t in stage.get("test_cases", [])])
+
+    def _replace(self, model, where, run_id: str, keys: list[str], rows: list[dict[str, Any]]) -> None:
+        self.session.execute(delete(model).where(model.run_id == run_id, where))
+        for chunk in _chunks(rows):
+            upsert(self.session, model.__table__, chunk, keys)
+
+    def for_run(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's stages, each shaped like ``StageResult.model_dump()`` (findings included)."""
+        stages = _dicts(self.session.execute(select(StageResultRow.__table__).where(StageResultRow.run_id == run_id)
+                                             .order_by(StageResultRow.started_at, StageResultRow.stage)))
+        findings: dict[str, list[dict[str, Any]]] = {}
+        for finding in self.findings(run_id):
+            findings.setdefault(finding.pop("stage"), []).append(finding)
+        return [_stage_dict(row, findings.get(row["stage"], [])) for row in stages]
+
+    def findings(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's findings: Finding fields plus ``stage``."""
+        query = select(FindingRow.stage, *(getattr(FindingRow, f) for f in FINDING_FIELDS)).where(
+            FindingRow.run_id == run_id).order_by(FindingRow.stage, FindingRow.fingerprint)
+        return _dicts(self.session.execute(query))
+
+    def test_cases(self, run_id: str, suite: str | None = None) -> list[dict[str, Any]]:
+        query = select(TestCaseRow.suite, TestCaseRow.node_id, TestCaseRow.outcome, TestCaseRow.duration_s,
+                       TestCaseRow.attempts, TestCaseRow.message).where(TestCaseRow.run_id == run_id)
+        if suite is not None:
+            query = query.where(TestCaseRow.suite == suite)
+        return _dicts(self.session.execute(query.order_by(TestCaseRow.suite, TestCaseRow.node_id)))
+
+
+def _stage_row(run_id: str, stage: dict[str, Any]) -> dict[str, Any]:
+    return {"run_id": run_id, "stage": stage["stage"], "kind": stage["kind"], "status": _plain(stage["status"]),
+            "required": stage.get("required", True), "started_at": stage["started"],
+            "finished_at": stage["finished"], "attempts": stage.get("attempts", 1),
+            "summary": stage.get("summary", ""), "error": stage.get("error"),
+            "evidence_empty": stage.get("evidence_empty", False), "metrics": stage.get("metrics", []),
+            "artifacts": stage.get("artifacts", [])}
+
+
+def _stage_dict(row: dict[str, Any], findings: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"stage": row["stage"], "kind": row["kind"], "status": row["status"], "required": row["required"],
+            "started": row["started_at"], "finished": row["finished_at"], "attempts": row["attempts"],
+            "summary": row["summary"], "error": row["error"], "metrics": row["metrics"], "findings": findings,
+            "artifacts": row["artifacts"], "evidence_empty": row["evidence_empty"]}
+
+
+def _finding_row(run_id: str, stage: str, finding: dict[str, Any]) -> dict[str, Any]:
+    return {"run_id": run_id, "stage": stage, "fingerprint": finding["fingerprint"], "kind": finding["kind"],
+            "rule": finding["rule"], "severity": _plain(finding["severity"]), "title": finding.get("title", ""),
+            "location": finding.get("location", ""), "evidence": finding.get("evidence", ""),
+            "blocking": finding.get("blocking", True), "data": finding.get("data", {})}
+
+
+def _test_case_row(run_id: str, suite: str, case: dict[str, Any]) -> dict[str, Any]:
+    return {"run_id": run_id, "suite": suite, "node_id": case["node_id"], "outcome": _plain(case["outcome"]),
+            "duration_s": case.get("duration_s", 0.0), "attempts": case.get("attempts", 1),
+            "message": case.get("message", "")}
+
+
+class VerdictRepository:
+    fields = ("decision", "reasons", "decided_at", "policy_digest", "tool_versions", "manifest_sha256", "report_path")
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def upsert(self, run_id: str, verdict: dict[str, Any]) -> None:
+        """Write a Verdict dump (plus tool_versions, manifest_sha256, report_path when given)."""
+        row = {"run_id": run_id, **{k: _plain(verdict[k]) for k in self.fields if k in verdict}}
+        upsert(self.session, VerdictRow.__table__, row, ["run_id"])
+
+    def get(self, run_id: str) -> dict[str, Any] | None:
+        rows = _dicts(self.session.execute(select(VerdictRow.__table__).where(VerdictRow.run_id == run_id)))
+        return rows[0] if rows else None
+
+
+class NotificationRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def upsert(self, run_id: str, channel: str, payload: dict[str, Any], status: str, attempts: int,
+               response: dict[str, Any] | None = None) -> None:
+        row = {"run_id": run_id, "channel": channel, "payload": payload, "status": _plain(status),
+               "attempts": attempts, "response": response, "updated_at": utcnow()}
+        upsert(self.session, NotificationRow.__table__, row, ["run_id", "channel"])
+
+    def get(self, run_id: str, channel: str) -> dict[str, Any] | None:
+        query = select(NotificationRow.__table__).where(NotificationRow.run_id == run_id,
+                                                        NotificationRow.channel == channel)
+        rows = _dicts(self.session.execute(query))
+        return rows[0] if rows else None
+
+    def for_run(self, run_id: str) -> list[dict[str, Any]]:
+        query = select(NotificationRow.__table__).where(NotificationRow.run_id == run_id)
+        return _dicts(self.session.execute(query.order_by(NotificationRow.channel)))

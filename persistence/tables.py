@@ -1,0 +1,203 @@
+"""The gate database's tables. Natural keys (unique constraints) make every write an idempotent upsert."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+STAGE_STATUSES = ("passed", "failed", "error")
+TEST_OUTCOMES = ("passed", "failed", "error", "skipped", "flaky")
+DEFECT_STATES = ("new", "recurring", "fixed", "reopened", "waived")
+NOTIFICATION_STATUSES = ("sent", "written", "failed")
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> CheckConstraint:
+    return CheckConstraint(f"{column} IN ({', '.join(repr(v) for v in values)})", name=column)
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware in and out, stored as UTC on every backend (SQLite keeps no offset of its own)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        value = datetime.fromisoformat(value) if isinstance(value, str) else value
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+metadata = Base.metadata
+
+
+def _run_fk() -> ForeignKey:
+    return ForeignKey("runs.run_id", ondelete="CASCADE")
+
+
+class Run(Base):
+    __tablename__ = "runs"
+    __table_args__ = (Index("ix_runs_service_version_started_at", "service", "version", "started_at"),)
+
+    run_id: Mapped[str] = mapped_column(String(250), primary_key=True)
+    service: Mapped[str] = mapped_column(String(200))
+    version: Mapped[str] = mapped_column(String(200))
+    policy_path: Mapped[str] = mapped_column(Text, default="")
+    policy_digest: Mapped[str] = mapped_column(String(128), default="")
+    evidence_dir: Mapped[str] = mapped_column(Text, default="")
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(32), default="running")
+    airflow_dag_run_id: Mapped[str | None] = mapped_column(String(250))
+    decision: Mapped[str | None] = mapped_column(String(16))
+
+
+class StageResultRow(Base):
+    __tablename__ = "stage_results"
+    __table_args__ = (UniqueConstraint("run_id", "stage"), _one_of("status", STAGE_STATUSES))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(String(250), _run_fk())
+    stage: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    required: Mapped[bool] = mapped_column(Boolean, default=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    summary: Mapped[str] = mapped_column(Text, default="")
+    error: Mapped[str | None] = mapped_column(Text)
+    evidence_empty: Mapped[bool] = mapped_column(Boolean, default=False)
+    metrics: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    artifacts: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+
+
+class TestCaseRow(Base):
+    __tablename__ = "test_cases"
+    __table_args__ = (UniqueConstraint("run_id", "suite", "node_id"), _one_of("outcome", TEST_OUTCOMES))
+    __test__ = False  # not a pytest class
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(String(250), _run_fk())
+    suite: Mapped[str] = mapped_column(String(200))
+    node_id: Mapped[str] = mapped_column(Text)
+    outcome: Mapped[str] = mapped_column(String(16))
+    duration_s: Mapped[float] = mapped_column(Float, default=0.0)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    message: Mapped[str] = mapped_column(Text, default="")
+
+
+class FindingRow(Base):
+    __tablename__ = "findings"
+    __table_args__ = (UniqueConstraint("run_id", "fingerprint"), Index("ix_findings_run_id_stage", "run_id", "stage"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(String(250), _run_fk())
+    fingerprint: Mapped[str] = mapped_column(String(128))
+    stage: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(64))
+    rule: Mapped[str] = mapped_column(Text)
+    severity: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(Text, default="")
+    location: Mapped[str] = mapped_column(Text, default="")
+    evidence: Mapped[str] = mapped_column(Text, default="")
+    blocking: Mapped[bool] = mapped_column(Boolean, default=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+
+
+class DefectRow(Base):
+    """One row per service + fingerprint, carried across runs through its lifecycle."""
+
+    __tablename__ = "defects"
+    __table_args__ = (UniqueConstraint("service", "fingerprint"), _one_of("state", DEFECT_STATES))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    service: Mapped[str] = mapped_column(String(200))
+    fingerprint: Mapped[str] = mapped_column(String(128))
+    stage: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(64))
+    rule: Mapped[str] = mapped_column(Text)
+    title: Mapped[str] = mapped_column(Text, default="")
+    severity: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    previous_state: Mapped[str | None] = mapped_column(String(16))
+    first_run_id: Mapped[str] = mapped_column(String(250))
+    last_run_id: Mapped[str] = mapped_column(String(250))       # last run that saw it
+    changed_run_id: Mapped[str] = mapped_column(String(250))    # run that caused the last transition
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    occurrences: Mapped[int] = mapped_column(Integer, default=1)
+    remediation: Mapped[str | None] = mapped_column(Text)
+    owner: Mapped[str | None] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class VerdictRow(Base):
+    __tablename__ = "verdicts"
+
+    run_id: Mapped[str] = mapped_column(String(250), _run_fk(), primary_key=True)
+    decision: Mapped[str] = mapped_column(String(16))
+    reasons: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    policy_digest: Mapped[str] = mapped_column(String(128), default="")
+    tool_versions: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    manifest_sha256: Mapped[str] = mapped_column(String(64), default="")
+    report_path: Mapped[str] = mapped_column(Text, default="")
+
+
+class NotificationRow(Base):
+    """The outbox: what was sent on which channel, how often, and what came back."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (UniqueConstraint("run_id", "channel"), _one_of("status", NOTIFICATION_STATUSES))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(String(250), _run_fk())
+    channel: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    response: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,1 @@
+"""Notifications of a verdict: `slack` builds the Block Kit message and posts it or writes it to evidence."""

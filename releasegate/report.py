@@ -1,0 +1,386 @@
+"""The run's evidence folder: HTML report, Markdown test log, risk register, checklist, manifest.
+
+`compile_report` turns the stage results and the verdict into files a person can read and a
+machine can replay. Text that came from tools is redacted once, at the start, so nothing
+downstream can leak a secret. Nothing here reads the clock: dates come from the verdict.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+import releasegate
+from releasegate.context import RunContext
+from releasegate.fingerprint import fingerprint
+from releasegate.models import Finding, Metric, Reason, Severity, StageResult, Status, Verdict, sha256_file
+from releasegate.redact import redact
+
+log = logging.getLogger("releasegate")
+
+SCHEMA_VERSION = "releasegate.evidence/v1"
+MANIFEST = "MANIFEST.sha256"
+SLA_DAYS = {"critical": 7, "high": 30, "medium": 90, "low": 120}
+SUITE_KINDS = ("suite",)
+INCONCLUSIVE_NOTE = "the gate could not decide: fix the gate's inputs, not necessarily the service"
+CLOSED_DEFECT = {"fixed", "closed"}
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    html: Path
+    markdown: Path
+    evidence_json: Path
+    manifest: Path
+    manifest_sha256: str
+
+
+@dataclass(frozen=True)
+class RiskItem:
+    id: str
+    title: str
+    severity: str
+    owner: str
+    status: str
+    due: str
+    source: str
+
+
+@dataclass(frozen=True)
+class CheckItem:
+    item: str
+    checked: bool
+    evidence: str
+
+
+def templates_dir() -> Path:
+    return Path(releasegate.__file__).resolve().parents[1] / "include" / "templates"
+
+
+def compile_report(ctx: RunContext, policy_digest: str, results: list[StageResult], verdict: Verdict, *,
+                   tool_versions: dict[str, str], defects: list[dict] | None = None) -> ReportPaths:
+    """Write the run's report files into ctx.evidence, the manifest last; return where they are."""
+    results = [redact_result(r) for r in results]
+    verdict = redact_verdict(verdict)
+    register = risk_register(results, verdict, defects or [])
+    checklist = readiness_checklist(results, verdict)
+    model = _view_model(ctx, policy_digest, results, verdict, tool_versions, register, checklist)
+    out = ctx.evidence
+    out.mkdir(parents=True, exist_ok=True)
+    document = evidence_document(ctx, policy_digest, results, verdict, tool_versions, register, checklist)
+    paths = _write_documents(out, model, document)
+    manifest_sha = write_manifest(out)
+    log.info("report: %s %s@%s, %d stage(s), %d risk row(s), checklist %d/%d; report: %s",
+             verdict.decision.value, ctx.service, ctx.version, len(results), len(register),
+             sum(c.checked for c in checklist), len(checklist), paths["html"])
+    return ReportPaths(paths["html"], paths["markdown"], paths["evidence_json"], out / MANIFEST, manifest_sha)
+
+
+# --- redaction ---------------------------------------------------------------------------------------
+
+def redact_result(result: StageResult) -> StageResult:
+    """A copy with every tool-derived text field redacted."""
+    return result.model_copy(update={
+        "summary": redact(result.summary),
+        "error": redact(result.error) if result.error else result.error,
+        "findings": [_redact_finding(f) for f in result.findings],
+    })
+
+
+def _redact_finding(finding: Finding) -> Finding:
+    return finding.model_copy(update={"title": redact(finding.title), "evidence": redact(finding.evidence),
+                                      "location": redact(finding.location)})
+
+
+def redact_verdict(verdict: Verdict) -> Verdict:
+    reasons = [r.model_copy(update={"message": redact(r.message), "evidence": redact(r.evidence)})
+               for r in verdict.reasons]
+    return verdict.model_copy(update={"reasons": reasons})
+
+
+# --- risk register -----------------------------------------------------------------------------------
+
+def risk_register(results: list[StageResult], verdict: Verdict, defects: list[dict]) -> list[RiskItem]:
+    """One row per open finding, open defect, errored or empty stage, and reason not covered by those."""
+    by_fp = {str(d.get("fingerprint") or d["id"]): d for d in defects if d.get("fingerprint") or d.get("id")}
+    rows: dict[str, RiskItem] = {}
+    for result in results:
+        for finding in result.findings:
+            rows.setdefault(finding.fingerprint, _finding_row(result, finding, by_fp.get(finding.fingerprint),
+                                                              verdict))
+        if result.status is Status.error or result.evidence_empty:
+            row = _stage_row(result, verdict)
+            rows.setdefault(row.id, row)
+    for fp, defect in by_fp.items():
+        if fp not in rows and _defect_status(defect, "open").lower() not in CLOSED_DEFECT:
+            rows[fp] = _defect_row(fp, defect, verdict)
+    errored = {r.stage for r in results if r.status is Status.error or r.evidence_empty}
+    for reason in verdict.reasons:
+        row = _reason_row(reason, verdict)
+        if row.id not in rows and not (not reason.fingerprint and reason.stage in errored):
+            rows[row.id] = row
+    return sorted(rows.values(), key=lambda r: (-_rank(r.severity), r.source, r.id))
+
+
+def due_date(severity: str, verdict: Verdict) -> str:
+    days = SLA_DAYS.get(severity)
+    return (utc(verdict.decided_at) + timedelta(days=days)).date().isoformat() if days else ""
+
+
+def _finding_row(result: StageResult, finding: Finding, defect: dict | None, verdict: Verdict) -> RiskItem:
+    status = f"{_defect_status(defect, 'open')} ({'blocking' if finding.blocking else 'non-blocking'})"
+    severity = finding.severity.value
+    return RiskItem(id=finding.fingerprint, title=finding.title, severity=severity,
+                    owner=_owner(defect), status=status,
+                    due=_defect_due(defect) or due_date(severity, verdict), source=result.stage)
+
+
+def _stage_row(result: StageResult, verdict: Verdict) -> RiskItem:
+    severity = "high" if result.required else "medium"
+    what = result.error or (f"no evidence: {result.summary}" if result.summary else "no evidence")
+    return RiskItem(id=fingerprint("stage", result.stage), title=f"{result.stage} could not decide: {what}",
+                    severity=severity, owner="unassigned", status="inconclusive",
+                    due=due_date(severity, verdict), source=result.stage)
+
+
+def _defect_row(fp: str, defect: dict, verdict: Verdict) -> RiskItem:
+    severity = str(defect.get("severity", "medium"))
+    return RiskItem(id=fp, title=redact(str(defect.get("title", fp))), severity=severity,
+                    owner=_owner(defect), status=_defect_status(defect, "open"),
+                    due=_defect_due(defect) or due_date(severity, verdict),
+                    source=str(defect.get("stage", defect.get("source", "defects"))))
+
+
+def _reason_row(reason: Reason, verdict: Verdict) -> RiskItem:
+    fp = reason.fingerprint or fingerprint("reason", reason.stage, reason.message)
+    status = "inconclusive" if verdict.decision.value == "INCONCLUSIVE" else "open"
+    return RiskItem(id=fp, title=reason.message, severity=reason.severity.value, owner="unassigned",
+                    status=status, due=due_date(reason.severity.value, verdict), source=reason.stage)
+
+
+def _defect_status(defect: dict | None, default: str) -> str:
+    """A defect's lifecycle state (new, recurring, reopened, waived, fixed) when known."""
+    return str((defect or {}).get("status") or (defect or {}).get("state") or default)
+
+
+def _owner(defect: dict | None) -> str:
+    return str((defect or {}).get("owner") or "unassigned")
+
+
+def _defect_due(defect: dict | None) -> str:
+    due = (defect or {}).get("due")
+    return str(due.isoformat() if hasattr(due, "isoformat") else due) if due else ""
+
+
+def _rank(severity: str) -> int:
+    try:
+        return Severity(severity).rank
+    except ValueError:
+        return -1
+
+
+# --- readiness checklist -----------------------------------------------------------------------------
+
+def readiness_checklist(results: list[StageResult], verdict: Verdict) -> list[CheckItem]:
+    """Items ticked only by evidence in the results; a missing stage is unchecked with 'no evidence'."""
+    suites = [r for r in results if r.kind in SUITE_KINDS]
+    items = [_stage_item(f"suite {r.stage} passed", [r]) for r in suites] or [
+        CheckItem("unit/integration/contract suites passed", False, "no evidence")]
+    items += [
+        _stage_item("load budgets held", _of_kind(results, "load")),
+        _stage_item("no blocking SAST finding", _of_kind(results, "sast")),
+        _stage_item("no blocking dependency advisory", _of_kind(results, "dependencies")),
+        _stage_item("alert rules tested", _of_kind(results, "alerts")),
+    ]
+    if _of_kind(results, "chaos"):
+        items.append(_stage_item("chaos experiments held steady state", _of_kind(results, "chaos")))
+    items.append(_evidence_item(results, verdict))
+    return items
+
+
+def _of_kind(results: list[StageResult], kind: str) -> list[StageResult]:
+    return [r for r in results if r.kind == kind]
+
+
+def _stage_item(item: str, stages: list[StageResult]) -> CheckItem:
+    if not stages:
+        return CheckItem(item, False, "no evidence")
+    held = all(_held(r) for r in stages)
+    return CheckItem(item, held, "; ".join(f"{r.stage}: {_stage_state(r)}" for r in stages))
+
+
+def _held(result: StageResult) -> bool:
+    return (result.status is not Status.error and not result.evidence_empty
+            and not any(f.blocking for f in result.findings)
+            and not any(m.passed is False for m in result.metrics))
+
+
+def _stage_state(result: StageResult) -> str:
+    if result.evidence_empty:
+        return "no evidence (empty)"
+    blocking = sum(f.blocking for f in result.findings)
+    return result.status.value + (f", {blocking} blocking finding(s)" if blocking else "")
+
+
+def _evidence_item(results: list[StageResult], verdict: Verdict) -> CheckItem:
+    item = "every required stage produced evidence"
+    missing = [r.stage for r in results if r.required and (r.status is Status.error or r.evidence_empty)]
+    if not results:
+        return CheckItem(item, False, "no evidence")
+    if missing:
+        return CheckItem(item, False, "no evidence from " + ", ".join(missing))
+    if verdict.decision.value == "INCONCLUSIVE":
+        return CheckItem(item, False, "the verdict is INCONCLUSIVE: see its reasons")
+    return CheckItem(item, True, f"{sum(r.required for r in results)} required stage(s) with evidence")
+
+
+# --- the test-result log -----------------------------------------------------------------------------
+
+def key_metrics(result: StageResult, limit: int = 4) -> str:
+    """'p95 312 ms (budget 250)' for the metrics with thresholds first, then the rest."""
+    ordered = sorted(result.metrics, key=lambda m: m.threshold is None)[:limit]
+    return ", ".join(format_metric(m) for m in ordered)
+
+
+def format_metric(metric: Metric) -> str:
+    unit = f" {metric.unit}" if metric.unit else ""
+    budget = f" (budget {fmt_number(metric.threshold)})" if metric.threshold is not None else ""
+    return f"{metric.name} {fmt_number(metric.value)}{unit}{budget}"
+
+
+def fmt_number(value: float | None) -> str:
+    if value is None:
+        return "–"
+    if float(value).is_integer():
+        return str(int(value))
+    return f"{value:.2f}".rstrip("0").rstrip(".") if abs(value) >= 1 else f"{value:.4g}"
+
+
+def remediation(result: StageResult) -> str:
+    """What to do about a stage, in one line."""
+    if result.status is Status.error:
+        return f"fix the gate input: {result.error or result.summary or 'the tool could not run'}"
+    if result.evidence_empty:
+        return f"fix the gate input: {result.stage} produced no evidence ({result.summary or 'empty'})"
+    blocking = [f for f in result.findings if f.blocking]
+    if result.status is Status.passed and not blocking:
+        return "none"
+    if not blocking:
+        return "none blocking; review the non-blocking findings"
+    actions = list(dict.fromkeys(_action(f) for f in blocking))
+    more = f" (+{len(actions) - 3} more)" if len(actions) > 3 else ""
+    return "; ".join(actions[:3]) + more
+
+
+def _action(finding: Finding) -> str:
+    where = finding.location or finding.rule
+    return {
+        "test": f"fix {finding.rule}",
+        "budget": (f"profile endpoint {finding.location}" if finding.location
+                   else f"profile the service ({finding.rule})"),
+        "sast": f"fix {finding.rule} in {where}",
+        "vulnerability": f"upgrade {where} ({finding.rule})",
+        "alert": f"fix alert rule {finding.rule}",
+    }.get(finding.kind, f"resolve {finding.rule} ({where})")
+
+
+# --- documents ---------------------------------------------------------------------------------------
+
+def evidence_document(ctx: RunContext, policy_digest: str, results: list[StageResult], verdict: Verdict,
+                      tool_versions: dict[str, str], register: list[RiskItem],
+                      checklist: list[CheckItem]) -> dict:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run": ctx.model_dump(mode="json"),
+        "policy_digest": policy_digest,
+        "tool_versions": dict(sorted(tool_versions.items())),
+        "verdict": verdict.model_dump(mode="json", include={"decision", "reasons", "decided_at"}),
+        "stages": [r.model_dump(mode="json") for r in results],
+        "risk_register": [asdict(r) for r in register],
+        "checklist": [asdict(c) for c in checklist],
+    }
+
+
+def _view_model(ctx: RunContext, policy_digest: str, results: list[StageResult], verdict: Verdict,
+                tool_versions: dict[str, str], register: list[RiskItem], checklist: list[CheckItem]) -> dict:
+    return {
+        "ctx": ctx, "verdict": verdict, "decision": verdict.decision.value,
+        "decided_at": utc(verdict.decided_at).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "inconclusive_note": INCONCLUSIVE_NOTE, "policy_digest": policy_digest,
+        "tool_versions": dict(sorted(tool_versions.items())),
+        "reasons": sorted(verdict.reasons, key=lambda r: -r.severity.rank),
+        "stages": [_stage_view(r, ctx) for r in results],
+        "findings": sorted(((r.stage, f) for r in results for f in r.findings),
+                           key=lambda sf: (-sf[1].severity.rank, sf[0], sf[1].rule)),
+        "artifacts": [(r.stage, a, _relative(a.path, ctx)) for r in results for a in r.artifacts],
+        "register": register, "checklist": checklist,
+    }
+
+
+def _stage_view(result: StageResult, ctx: RunContext) -> dict[str, Any]:
+    seconds = (result.finished - result.started).total_seconds()
+    return {"r": result, "duration": f"{seconds:.1f} s", "key_metrics": key_metrics(result),
+            "remediation": remediation(result), "scope": f"{ctx.service}@{ctx.version} {result.stage}",
+            "when": utc(result.finished).strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def utc(moment: datetime) -> datetime:
+    """The moment in UTC; a naive datetime is taken to be UTC already."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _relative(path: str, ctx: RunContext) -> str:
+    try:
+        return Path(path).resolve().relative_to(ctx.evidence.resolve()).as_posix()
+    except ValueError:
+        return path
+
+
+def _write_documents(out: Path, model: dict, document: dict) -> dict[str, Path]:
+    env = template_env()
+    paths = {"html": out / "report.html", "markdown": out / "results.md",
+             "evidence_json": out / "evidence.json"}
+    paths["html"].write_text(env.get_template("report.html.j2").render(**model), encoding="utf-8")
+    paths["markdown"].write_text(env.get_template("results.md.j2").render(**model), encoding="utf-8")
+    _write_json(out / "risk-register.json", document["risk_register"])
+    _write_json(paths["evidence_json"], document)
+    return paths
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def template_env() -> Environment:
+    env = Environment(loader=FileSystemLoader(str(templates_dir())), undefined=StrictUndefined,
+                      autoescape=lambda name: bool(name) and name.endswith((".html.j2", ".html")),
+                      trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    env.filters.update(md=md_cell, num=fmt_number, short=lambda fp: (fp or "")[:12])
+    return env
+
+
+def md_cell(value: Any) -> str:
+    """Text safe inside a Markdown table cell: no pipes or line breaks."""
+    return " ".join(str(value if value is not None else "").split()).replace("|", "\\|")
+
+
+# --- manifest ----------------------------------------------------------------------------------------
+
+def write_manifest(folder: Path) -> str:
+    """Write MANIFEST.sha256 (sha256sum format, sorted) for every file but itself; return its sha256."""
+    lines = [f"{sha256_file(p)}  {p.relative_to(folder).as_posix()}\n" for p in _evidence_files(folder)]
+    manifest = folder / MANIFEST
+    manifest.write_text("".join(lines), encoding="utf-8")
+    return hashlib.sha256(manifest.read_bytes()).hexdigest()
+
+
+def _evidence_files(folder: Path) -> list[Path]:
+    files = [p for p in folder.rglob("*") if p.is_file() and p.relative_to(folder).as_posix() != MANIFEST]
+    return sorted(files, key=lambda p: p.relative_to(folder).as_posix())

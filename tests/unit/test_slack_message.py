@@ -1,0 +1,110 @@
+"""build_message(): the Block Kit payload that tells people what to do."""
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from releasegate.context import RunContext
+from releasegate.models import Decision, Reason, Severity, Verdict
+from releasegate.notify.slack import build_message
+
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+CANARY = "xoxb-canary-123456-abcdef"
+LINK = "https://gate.example/reports/shop/1.4.2/rg-1/report.html"
+
+
+@pytest.fixture
+def ctx(tmp_path):
+    return RunContext(run_id="rg-20250301T120000Z-abc123", service="shop", version="1.4.2",
+                      policy_path=str(tmp_path / "gate.yaml"), evidence_dir=str(tmp_path / "evidence"),
+                      workspace=str(tmp_path / "work"), started=T0)
+
+
+def verdict(decision, reasons=()):
+    return Verdict(decision=decision, decided_at=T0, reasons=list(reasons))
+
+
+def reason(i, severity=Severity.high, **kw):
+    return Reason(stage=f"stage{i}", message=f"problem {i}", severity=severity, **kw)
+
+
+def header_text(message):
+    return message["blocks"][0]["text"]["text"]
+
+
+def all_text(message):
+    return json.dumps(message, ensure_ascii=False)
+
+
+def test_no_go_header_and_top_reason_with_numbers(ctx):
+    message = build_message(ctx, verdict(Decision.NO_GO, [
+        Reason(stage="locust", message="p95 over budget", severity=Severity.high, value=312, threshold=250)]), LINK)
+
+    assert message["blocks"][0]["type"] == "header"
+    assert ":no_entry:" in header_text(message) and "NO-GO" in header_text(message)
+    assert "shop@1.4.2" in header_text(message)
+    assert "*locust*: p95 over budget (value 312 vs threshold 250)" in all_text(message)
+    assert f"<{LINK}|Open the report>" in all_text(message)
+    assert ctx.run_id in all_text(message)
+    assert "NO-GO" in message["text"] and LINK in message["text"]
+
+
+def test_inconclusive_is_visibly_distinct_from_no_go(ctx):
+    inconclusive = build_message(ctx, verdict(Decision.INCONCLUSIVE, [reason(1)]), LINK)
+    no_go = build_message(ctx, verdict(Decision.NO_GO, [reason(1)]), LINK)
+
+    assert ":warning:" in header_text(inconclusive)
+    assert "INCONCLUSIVE — the gate could not decide" in header_text(inconclusive)
+    assert ":warning:" not in header_text(no_go) and "INCONCLUSIVE" not in all_text(no_go)
+    assert "gate's inputs" in all_text(inconclusive)
+
+
+def test_go_message(ctx):
+    message = build_message(ctx, verdict(Decision.GO), LINK)
+
+    assert ":white_check_mark:" in header_text(message) and "GO" in header_text(message)
+    assert "Top reasons" not in all_text(message)
+
+
+def test_reasons_truncated_most_severe_first(ctx):
+    reasons = [reason(i) for i in range(7)] + [reason(99, Severity.critical)]
+
+    message = build_message(ctx, verdict(Decision.NO_GO, reasons), LINK, max_reasons=3)
+
+    block = next(b["text"]["text"] for b in message["blocks"] if "Top reasons" in b.get("text", {}).get("text", ""))
+    assert block.count("•") == 3
+    assert block.index("stage99") < block.index("stage0")
+    assert "…and 5 more reason(s) in the report" in block
+
+
+def test_canary_secret_in_a_reason_is_redacted(ctx):
+    message = build_message(ctx, verdict(Decision.NO_GO, [
+        Reason(stage="pytest[unit]", message=f"login failed with token {CANARY}", severity=Severity.high)]), LINK)
+
+    assert CANARY not in all_text(message)
+    assert "[REDACTED]" in all_text(message)
+
+
+def test_mrkdwn_control_characters_escaped(ctx):
+    tricky = Reason(stage="s", message="a < b & c > d", severity=Severity.low)
+
+    message = build_message(ctx, verdict(Decision.NO_GO, [tricky]), LINK)
+
+    assert "a &lt; b &amp; c &gt; d" in all_text(message)
+
+
+def test_local_report_path_is_shown_as_text(ctx):
+    message = build_message(ctx, verdict(Decision.GO), "/var/gate/evidence/report.html")
+
+    assert "Report: `/var/gate/evidence/report.html`" in all_text(message)
+
+
+def test_payload_is_json_serialisable_and_within_block_limits(ctx):
+    long_reason = Reason(stage="s", message="x" * 5000, severity=Severity.high)
+
+    message = build_message(ctx, verdict(Decision.NO_GO, [long_reason] * 5), LINK)
+
+    json.dumps(message)
+    assert len(header_text(message)) <= 150
+    assert all(len(b["text"]["text"]) <= 3000 for b in message["blocks"] if "text" in b)

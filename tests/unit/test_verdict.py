@@ -1,0 +1,61 @@
+"""decide(): a table of cases; missing data is never a pass."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from releasegate.models import Decision, Finding, Severity, StageResult, Status
+from releasegate.verdict import ExpectedStage, decide
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+def result(stage: str, status: Status = Status.passed, findings=(), empty=False, error=None) -> StageResult:
+    return StageResult(stage=stage, kind="x", status=status, started=NOW, finished=NOW, findings=list(findings),
+                       evidence_empty=empty, error=error)
+
+
+def finding(fp: str, blocking: bool = True, severity: Severity = Severity.high) -> Finding:
+    return Finding(kind="sast", rule="r", severity=severity, title=f"finding {fp}", fingerprint=fp, blocking=blocking)
+
+
+EXPECTED = [ExpectedStage("a"), ExpectedStage("b"), ExpectedStage("opt", required=False)]
+CASES = [
+    ("all passed", [result("a"), result("b"), result("opt")], Decision.GO),
+    ("optional stage missing", [result("a"), result("b")], Decision.GO),
+    ("optional stage errored", [result("a"), result("b"), result("opt", Status.error, error="x")], Decision.GO),
+    ("blocking finding", [result("a", Status.failed, [finding("f1")]), result("b")], Decision.NO_GO),
+    ("non-blocking finding only", [result("a", Status.passed, [finding("f1", False)]), result("b")], Decision.GO),
+    ("required stage errored", [result("a", Status.error, error="semgrep not found"), result("b")],
+     Decision.INCONCLUSIVE),
+    ("required stage missing", [result("a")], Decision.INCONCLUSIVE),
+    ("required stage empty", [result("a", empty=True), result("b")], Decision.INCONCLUSIVE),
+    ("error beats blocking", [result("a", Status.failed, [finding("f1")]), result("b", Status.error, error="x")],
+     Decision.INCONCLUSIVE),
+    ("failed without finding", [result("a", Status.failed), result("b")], Decision.NO_GO),
+]
+
+
+@pytest.mark.parametrize(("name", "results", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_decision_table(name, results, expected):
+    assert decide(results, EXPECTED, NOW).decision is expected
+
+
+def test_waived_blocking_finding_no_longer_blocks():
+    verdict = decide([result("a", Status.failed, [finding("f1")]), result("b")], EXPECTED, NOW, waived=frozenset({"f1"}))
+    assert verdict.decision is Decision.GO
+
+
+def test_reasons_name_the_stage_and_come_most_severe_first():
+    results = [result("a", Status.failed, [finding("low", severity=Severity.low), finding("crit", severity=Severity.critical)]),
+               result("b", Status.error, error="pip-audit output unreadable")]
+    reasons = decide(results, EXPECTED, NOW).reasons
+    assert [r.severity for r in reasons] == sorted([r.severity for r in reasons], key=lambda s: -s.rank)
+    missing = [r for r in reasons if r.stage == "b"]
+    assert missing and "pip-audit output unreadable" in missing[0].message
+    assert missing[0].message.startswith("missing_evidence:")
+
+
+def test_same_inputs_give_the_same_verdict():
+    results = [result("a", Status.failed, [finding("f1")]), result("b")]
+    assert decide(results, EXPECTED, NOW, "sha256:x") == decide(results, EXPECTED, NOW, "sha256:x")
