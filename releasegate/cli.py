@@ -74,8 +74,8 @@ def _describe(data: dict) -> str:
 
 
 def cmd_policy_check(args: argparse.Namespace) -> int:
-    from releasegate.policy import load_policy
     from releasegate.pipeline import expected_stages
+    from releasegate.policy import load_policy
 
     policy = load_policy(args.file)
     stages = ", ".join(s.name + ("" if s.required else " (optional)") for s in expected_stages(policy))

@@ -27,7 +27,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from packaging.version import InvalidVersion, Version
 
@@ -60,9 +60,7 @@ def in_range(events: Iterable[Mapping[str, str]], version: Version) -> bool:
     for kind, bound in sorted(_events(events), key=lambda e: (e[1], _ORDER[e[0]])):
         if kind == "introduced" and (bound is _ZERO or version >= bound):
             affected = True
-        elif kind == "fixed" and version >= bound:
-            affected = False
-        elif kind == "last_affected" and version > bound:
+        elif kind == "fixed" and version >= bound or kind == "last_affected" and version > bound:
             affected = False
     return affected
 
@@ -119,7 +117,7 @@ class Advisories:
             self.by_package[name].append(record)
 
     @classmethod
-    def load(cls, path: str | Path) -> "Advisories":
+    def load(cls, path: str | Path) -> Advisories:
         return cls(read_records(Path(path)))
 
     def query(self, name: str, version: str) -> list[dict[str, Any]]:
@@ -152,10 +150,10 @@ def _record(path: Path, number: int, line: str) -> dict[str, Any]:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: "_Server"
+    server: _Server
     protocol_version = "HTTP/1.1"
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         body = self._json_body()
         if body is None:
             return
@@ -166,7 +164,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(404, {"code": 5, "message": f"no such endpoint: POST {self.path}"})
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         prefix = "/v1/vulns/"
         record = self.server.advisories.by_id.get(self.path[len(prefix):]) if self.path.startswith(prefix) else None
         if record is None:
@@ -206,7 +204,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet: the stage logs a summary
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
@@ -241,7 +239,7 @@ class OsvMirror:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
-    def __enter__(self) -> "OsvMirror":
+    def __enter__(self) -> Self:
         self.start()
         return self
 

@@ -47,7 +47,7 @@ def _version_of(tool: str, args: list[str]) -> str:
     if tool in _PYTHON_TOOLS and Path(path).parent == Path(sys.executable).parent:
         return f"{tool} {metadata.version(_PYTHON_TOOLS[tool])}"  # the gate's own install: no process to start
     try:
-        out = subprocess.run([path, *args], capture_output=True, text=True, timeout=60)
+        out = subprocess.run([path, *args], capture_output=True, text=True, timeout=60, check=False)
     except (StageError, OSError, subprocess.TimeoutExpired):
         return "unavailable"
     lines = (out.stdout or out.stderr).strip().splitlines()

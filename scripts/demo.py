@@ -18,7 +18,7 @@ VERSIONS = ("1.0.0", "1.1.0")
 
 def airflow(*args: str, log: Path) -> int:
     with open(log, "ab") as out:
-        return subprocess.run([str(BIN / "airflow"), *args], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT).returncode
+        return subprocess.run([str(BIN / "airflow"), *args], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, check=False).returncode
 
 
 def latest_run(service: str, version: str) -> dict | None:

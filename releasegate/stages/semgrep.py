@@ -22,6 +22,7 @@ from releasegate.errors import StageError
 from releasegate.fingerprint import fingerprint, normalise_code, normalise_path
 from releasegate.models import Artifact, Finding, Metric, Severity, StageResult, Status
 from releasegate.policy import Policy, Semgrep
+from releasegate.redact import redact
 from releasegate.stages.base import ToolRun, find_tool, guarded, now, run_tool
 
 log = logging.getLogger("releasegate")
@@ -227,7 +228,7 @@ def relative_path(path: str, source: str | None) -> str:
 
 
 def excerpt(code: str) -> str:
-    text = code.strip("\n")
+    text = redact(code.strip("\n"))
     return text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 1] + "…"
 
 

@@ -1,0 +1,41 @@
+"""Helpers for end-to-end runs of the bundled demo service through the real CLI and the real DAG."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO_POLICY = ROOT / "include" / "demo" / "gate.yaml"
+BIN = Path(sys.executable).parent
+
+
+def run_cli(policy: Path, version: str, env: dict[str, str] | None = None, timeout: float = 600) -> tuple[int, dict]:
+    """`releasegate run --json` as a release train would call it: exit code and the JSON it printed."""
+    proc = subprocess.run([str(BIN / "releasegate"), "run", "--policy", str(policy), "--version", version, "--json"],
+                          capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
+                          check=False)
+    assert proc.stdout.strip(), f"no JSON on stdout (exit {proc.returncode}): {proc.stderr[-3000:]}"
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def reason_stages(data: dict) -> set[str]:
+    return {r["stage"] for r in data["reasons"]}
+
+
+@pytest.fixture
+def quick_policy(tmp_path: Path) -> Path:
+    """The demo policy with a 3 s load test: the same stages and tools, for the many fail-closed runs."""
+    policy = yaml.safe_load(DEMO_POLICY.read_text())
+    policy["source"]["path"] = str(DEMO_POLICY.parent / "releases" / "{version}")
+    policy["scans"]["pip_audit"]["osv_data"] = str(DEMO_POLICY.parent / "advisories.osv.jsonl")
+    policy["load"].update(duration_s=3, min_requests=20, remeasure_cooldown_s=0)
+    path = tmp_path / "gate.yaml"
+    path.write_text(yaml.safe_dump(policy, sort_keys=False))
+    return path

@@ -1,0 +1,62 @@
+"""The gate on its demo service through the CLI contract: 1.0.0 is GO, 1.1.0 NO_GO for four real reasons."""
+
+from pathlib import Path
+
+import pytest
+
+from .conftest import DEMO_POLICY, reason_stages, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def healthy():
+    return run_cli(DEMO_POLICY, "1.0.0")
+
+
+@pytest.fixture(scope="module")
+def broken():
+    return run_cli(DEMO_POLICY, "1.1.0")
+
+
+def test_healthy_release_is_go(healthy):
+    code, data = healthy
+    assert (code, data["decision"], data["reasons"]) == (0, "GO", [])
+    assert Path(data["report"]).is_file()
+
+
+def test_broken_release_is_no_go_for_four_distinct_reasons(broken):
+    code, data = broken
+    assert (code, data["decision"]) == (1, "NO_GO")
+    assert {"pytest[unit]", "locust", "pip-audit", "semgrep"} <= reason_stages(data)
+    messages = " ".join(r["message"] for r in data["reasons"])
+    assert "test_pricing.py" in messages and "p95" in messages and "PYSEC-2021-142" in messages
+    assert all(r["fingerprint"] and r["severity"] for r in data["reasons"])
+
+
+def test_report_and_manifest_cover_the_evidence(broken):
+    _, data = broken
+    folder = Path(data["evidence_dir"])
+    html = Path(data["report"]).read_text()
+    assert "NO_GO" in html or "NO-GO" in html
+    listed = {line.split("  ", 1)[1] for line in (folder / "MANIFEST.sha256").read_text().splitlines()}
+    assert {"report.html", "results.md", "evidence.json", "verdict.json", "slack-payload.json"} <= listed
+
+
+def test_slack_payload_is_written_when_slack_is_not_configured(broken):
+    _, data = broken
+    payload = (Path(data["evidence_dir"]) / "slack-payload.json").read_text()
+    assert "NO_GO" in payload or "NO-GO" in payload
+    assert data["notification"] == "written"
+
+
+def test_a_bad_policy_cannot_start(tmp_path):
+    bad = tmp_path / "gate.yaml"
+    bad.write_text("service: x\nsuites: [{name: unit, retires: 1}]\n")
+    import subprocess
+    import sys
+
+    proc = subprocess.run([str(Path(sys.executable).parent / "releasegate"), "run", "--policy", str(bad),
+                           "--version", "1.0.0", "--json"], capture_output=True, text=True, check=False)
+    assert proc.returncode == 2
+    assert "suites[0].retires: unknown key" in proc.stderr and "did you mean 'retries'?" in proc.stderr
