@@ -53,7 +53,8 @@ def free_port(host: str = HOST) -> int:
 def placeholders(policy: Policy, ctx: RunContext, port: int | None = None) -> dict[str, str]:
     spec = policy.environment
     values = {"version": ctx.version, "service": ctx.service, "workdir": ctx.workspace, "host": HOST,
-              "python": (spec.python if spec and spec.python else sys.executable), "evidence": ctx.evidence_dir}
+              "python": (spec.python if spec and spec.python else sys.executable), "evidence": ctx.evidence_dir,
+              "run_id": ctx.run_id}
     if port is not None:
         values.update(port=str(port), base_url=f"http://{HOST}:{port}")
     return values

@@ -1,7 +1,7 @@
 """The gate policy (`gate.yaml`): one per service, validated here, with a published JSON schema.
 
 Paths in a policy are relative to the policy file. Strings may use placeholders, filled in when the
-gate runs: {version} {port} {host} {base_url} {workdir} {python} {service} {evidence}.
+gate runs: {version} {port} {host} {base_url} {workdir} {python} {service} {evidence} {run_id}.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pydantic import (
 from releasegate.errors import PolicyError
 from releasegate.models import Severity
 
-PLACEHOLDERS = ("version", "port", "host", "base_url", "workdir", "python", "service", "evidence")
+PLACEHOLDERS = ("version", "port", "host", "base_url", "workdir", "python", "service", "evidence", "run_id")
 Command = list[str] | str
 
 

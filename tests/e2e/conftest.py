@@ -1,32 +1,13 @@
-"""Helpers for end-to-end runs of the bundled demo service through the real CLI and the real DAG."""
+"""Fixtures for end-to-end runs of the bundled demo service."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-DEMO_POLICY = ROOT / "include" / "demo" / "gate.yaml"
-BIN = Path(sys.executable).parent
-
-
-def run_cli(policy: Path, version: str, env: dict[str, str] | None = None, timeout: float = 600) -> tuple[int, dict]:
-    """`releasegate run --json` as a release train would call it: exit code and the JSON it printed."""
-    proc = subprocess.run([str(BIN / "releasegate"), "run", "--policy", str(policy), "--version", version, "--json"],
-                          capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
-                          check=False)
-    assert proc.stdout.strip(), f"no JSON on stdout (exit {proc.returncode}): {proc.stderr[-3000:]}"
-    return proc.returncode, json.loads(proc.stdout)
-
-
-def reason_stages(data: dict) -> set[str]:
-    return {r["stage"] for r in data["reasons"]}
+from tests.support.demo import DEMO_POLICY, run_cli
 
 
 @pytest.fixture
@@ -39,3 +20,10 @@ def quick_policy(tmp_path: Path) -> Path:
     path = tmp_path / "gate.yaml"
     path.write_text(yaml.safe_dump(policy, sort_keys=False))
     return path
+
+
+@pytest.fixture(scope="session")
+def demo_cli_runs(tmp_path_factory) -> dict[str, tuple[int, dict]]:
+    """Both demo releases through the CLI, once per test session."""
+    home = tmp_path_factory.mktemp("cli-home")
+    return {v: run_cli(DEMO_POLICY, v, {"RELEASEGATE_HOME": str(home)}) for v in ("1.0.0", "1.1.0")}

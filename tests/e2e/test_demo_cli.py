@@ -4,19 +4,19 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import DEMO_POLICY, reason_stages, run_cli
+from tests.support.demo import reason_stages
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def healthy():
-    return run_cli(DEMO_POLICY, "1.0.0")
+@pytest.fixture
+def healthy(demo_cli_runs):
+    return demo_cli_runs["1.0.0"]
 
 
-@pytest.fixture(scope="module")
-def broken():
-    return run_cli(DEMO_POLICY, "1.1.0")
+@pytest.fixture
+def broken(demo_cli_runs):
+    return demo_cli_runs["1.1.0"]
 
 
 def test_healthy_release_is_go(healthy):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import run_cli
+from tests.support.demo import run_cli
 
 pytestmark = pytest.mark.slow
 

@@ -1,0 +1,48 @@
+"""The release_gate DAG itself (`airflow dags test`, embedded Airflow on SQLite) reaches the same verdicts
+as the CLI on both demo releases."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.demo import ROOT
+
+pytestmark = pytest.mark.slow
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def airflow_env(tmp_path_factory) -> dict[str, str]:
+    home = tmp_path_factory.mktemp("airflow-home")
+    env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+           "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "RELEASEGATE_HOME": str(tmp_path_factory.mktemp("dag-home"))}
+    env.pop("RELEASEGATE_DB_URL", None)
+    migrate = subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, capture_output=True, text=True,
+                             timeout=300, check=False)
+    assert migrate.returncode == 0, migrate.stdout[-2000:] + migrate.stderr[-2000:]
+    return env
+
+
+def dag_verdict(env: dict[str, str], version: str) -> dict:
+    conf = json.dumps({"service": "inventory", "version": version, "policy": "include/demo/gate.yaml"})
+    proc = subprocess.run([str(BIN / "airflow"), "dags", "test", "release_gate", "-c", conf], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=900, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    evidence = Path(env["RELEASEGATE_HOME"]) / "evidence" / "inventory" / version
+    runs = sorted(evidence.iterdir(), key=lambda p: p.stat().st_mtime)
+    assert runs, f"the DAG run left no evidence under {evidence}"
+    return json.loads((runs[-1] / "verdict.json").read_text())
+
+
+@pytest.mark.parametrize("version", ["1.0.0", "1.1.0"])
+def test_dag_and_cli_reach_the_same_verdict(airflow_env, demo_cli_runs, version):
+    from_dag = dag_verdict(airflow_env, version)
+    _, from_cli = demo_cli_runs[version]
+    assert from_dag["decision"] == from_cli["decision"]
+    assert {r["fingerprint"] for r in from_dag["reasons"]} == {r["fingerprint"] for r in from_cli["reasons"]}
+    assert from_dag["run_id"].startswith("release_gate__")
+    assert Path(from_dag["report"]).is_file()
