@@ -89,6 +89,18 @@ class TestCase(_Model):
     message: str = ""
 
 
+class Attempt(_Model):
+    """One measurement or run of a stage: the first, or a remediation cycle (rerun, re-measure)."""
+
+    attempt: int
+    started: datetime
+    finished: datetime
+    scope: str                # what ran: "all tests", "3 failing tests", "overall load"
+    status: Status
+    summary: str = ""
+    remediation: str = ""     # why this attempt happened, or what it changed
+
+
 class StageResult(_Model):
     stage: str                # e.g. "pytest[unit]", "locust", "semgrep"
     kind: str                 # suite, load, sast, dependencies, alerts, chaos
@@ -104,6 +116,7 @@ class StageResult(_Model):
     artifacts: list[Artifact] = Field(default_factory=list)
     evidence_empty: bool = False  # the tool ran but produced no evidence (0 tests collected)
     test_cases: list[TestCase] = Field(default_factory=list)
+    attempt_log: list[Attempt] = Field(default_factory=list)
 
     def metric(self, name: str) -> Metric | None:
         return next((m for m in self.metrics if m.name == name), None)
@@ -119,11 +132,42 @@ class Reason(_Model):
     evidence: str = ""
 
 
+class AppliedWaiver(_Model):
+    """A documented exception that turned a blocking finding into a non-blocking one in this run."""
+
+    id: int
+    fingerprint: str
+    reason: str
+    approver: str
+    requested_by: str = ""
+    expires_on: str           # YYYY-MM-DD
+    title: str = ""           # the waived finding
+
+
+class DefectChange(_Model):
+    fingerprint: str
+    title: str
+    stage: str = ""
+    severity: str = ""
+    state: str                # new, recurring, reopened, fixed, waived
+    previous: str | None = None
+
+
 class Verdict(_Model):
     decision: Decision
     reasons: list[Reason] = Field(default_factory=list)
     decided_at: datetime
     policy_digest: str = ""
+    waivers: list[AppliedWaiver] = Field(default_factory=list)
+    defects: list[DefectChange] = Field(default_factory=list)
+
+    @property
+    def new_defects(self) -> list[DefectChange]:
+        return [d for d in self.defects if d.state in ("new", "reopened")]
+
+    @property
+    def old_defects(self) -> list[DefectChange]:
+        return [d for d in self.defects if d.state in ("recurring", "waived")]
 
 
 def sha256_file(path: Path) -> str:

@@ -14,10 +14,11 @@ from datetime import datetime
 from pathlib import Path
 
 from releasegate import store
+from releasegate.audit import record
 from releasegate.context import RunContext, close_run, open_run, safe_name
 from releasegate.environment import Environment, provision, teardown
 from releasegate.errors import ProvisionError
-from releasegate.models import Decision, StageResult, Status, Verdict
+from releasegate.models import AppliedWaiver, Decision, DefectChange, StageResult, Status, Verdict
 from releasegate.policy import Policy, load_policy
 from releasegate.stages.base import guarded, now
 from releasegate.verdict import ExpectedStage, decide
@@ -41,7 +42,9 @@ class Outcome:
         return {"decision": self.verdict.decision.value, "run_id": self.run_id, "service": self.service,
                 "version": self.version, "report": self.report, "evidence_dir": self.evidence_dir,
                 "notification": self.notification, "decided_at": self.verdict.decided_at.isoformat(),
-                "reasons": [r.model_dump(mode="json", exclude_none=True) for r in self.verdict.reasons]}
+                "reasons": [r.model_dump(mode="json", exclude_none=True) for r in self.verdict.reasons],
+                "waivers": [w.model_dump(mode="json") for w in self.verdict.waivers],
+                "defects": [d.model_dump(mode="json") for d in self.verdict.defects]}
 
 
 def expected_stages(policy: Policy) -> list[ExpectedStage]:
@@ -69,6 +72,8 @@ def begin(policy_path: str | Path, version: str, *, run_id: str | None = None, e
                          "policy_path": ctx.policy_path, "policy_digest": policy.digest,
                          "evidence_dir": ctx.evidence_dir, "started_at": ctx.started, "status": "running",
                          "airflow_dag_run_id": airflow_run_id})
+        record(uow, "run.started", f"{ctx.service}@{version}", {"policy_digest": policy.digest,
+               "evidence_dir": ctx.evidence_dir, "airflow_dag_run_id": airflow_run_id}, ctx.started, ctx.run_id)
         uow.commit()
     log.info("run %s: %s %s, policy %s (%s); evidence: %s", ctx.run_id, ctx.service, version, ctx.policy_path,
              policy.digest[:19], ctx.evidence_dir)
@@ -136,6 +141,9 @@ def save_result(ctx: RunContext, result: StageResult) -> None:
     (folder / f"{safe_name(result.stage)}.json").write_text(result.model_dump_json(indent=2), encoding="utf-8")
     with store.unit_of_work() as uow:
         uow.stages.upsert(ctx.run_id, result.model_dump(mode="json"))
+        record(uow, "stage.result", result.stage, {"status": result.status.value, "error": result.error,
+               "evidence_empty": result.evidence_empty, "findings": sorted(f.fingerprint for f in result.findings)},
+               result.finished, ctx.run_id)
         uow.commit()
 
 
@@ -152,8 +160,10 @@ def conclude(ctx: RunContext) -> Outcome:
     policy = policy_of(ctx)
     results = load_results(ctx)
     decided_at = max((r.finished for r in results), default=ctx.started)
-    verdict = decide(results, expected_stages(policy), decided_at, policy.digest)
-    defects = _record_defects(ctx, results, decided_at)
+    waivers = active_waivers(ctx.service, decided_at)
+    verdict = decide(results, expected_stages(policy), decided_at, policy.digest, waivers)
+    defects, changes = _record_defects(ctx, results, decided_at, frozenset(waivers))
+    verdict = verdict.model_copy(update={"defects": changes})
     versions = tool_versions()
     outcome = Outcome(ctx.run_id, ctx.service, ctx.version, verdict, str(ctx.evidence / "report.html"), ctx.evidence_dir)
     (ctx.evidence / "verdict.json").write_text(json.dumps(outcome.as_json(), indent=2), encoding="utf-8")
@@ -162,28 +172,54 @@ def conclude(ctx: RunContext) -> Outcome:
         uow.verdicts.upsert(ctx.run_id, {**verdict.model_dump(mode="json"), "tool_versions": versions,
                                          "manifest_sha256": paths.manifest_sha256, "report_path": str(paths.html)})
         uow.runs.finish(ctx.run_id, "finished", verdict.decision.value, decided_at)
+        record(uow, "verdict", f"{ctx.service}@{ctx.version}", {"decision": verdict.decision.value,
+               "reasons": [r.fingerprint for r in verdict.reasons], "waivers": [w.id for w in verdict.waivers],
+               "manifest_sha256": paths.manifest_sha256}, decided_at, ctx.run_id)
         uow.commit()
     log.info("verdict %s for %s %s: %d reason(s); report: %s", verdict.decision.value, ctx.service, ctx.version,
              len(verdict.reasons), paths.html)
     return outcome
 
 
-def _record_defects(ctx: RunContext, results: list[StageResult], seen_at: datetime) -> list[dict]:
+def active_waivers(service: str, at: datetime) -> dict[str, AppliedWaiver]:
+    """Waivers in force at `at`, by fingerprint (an expired or revoked one no longer counts)."""
+    with store.unit_of_work() as uow:
+        rows = uow.waivers.active(service, at)
+    return {w["fingerprint"]: AppliedWaiver(id=w["id"], fingerprint=w["fingerprint"], reason=w["reason"],
+                                            approver=w["approver"], requested_by=w["requested_by"],
+                                            expires_on=str(w["expires_on"])) for w in rows}
+
+
+def _record_defects(ctx: RunContext, results: list[StageResult], seen_at: datetime,
+                    waived: frozenset[str]) -> tuple[list[dict], list[DefectChange]]:
     findings = [{**f.model_dump(mode="json"), "stage": r.stage} for r in results for f in r.findings]
     completed = {r.stage for r in results if r.status is not Status.error and not r.evidence_empty}
     with store.unit_of_work() as uow:
-        transitions = uow.defects.observe(ctx.service, ctx.run_id, findings, completed, seen_at)
+        transitions = uow.defects.observe(ctx.service, ctx.run_id, findings, completed, seen_at, waived=waived)
+        for change in transitions:
+            record(uow, "defect.transition", change["fingerprint"], {"from": change.get("from"), "to": change["to"]},
+                   seen_at, ctx.run_id)
         defects = uow.defects.for_service(ctx.service)
         uow.commit()
     for change in transitions:
         log.info("defect %s: %s -> %s", change["fingerprint"][:12], change.get("from") or "-", change["to"])
-    return defects
+    return defects, _changes_in_run(ctx.run_id, defects, {f["fingerprint"] for f in findings})
+
+
+def _changes_in_run(run_id: str, defects: list[dict], seen: set[str]) -> list[DefectChange]:
+    """Each defect this run saw (new, recurring, reopened, waived) or fixed."""
+    def touched(d: dict) -> bool:
+        return d["fingerprint"] in seen or (d["state"] == "fixed" and d.get("changed_run_id") == run_id)
+
+    return [DefectChange(fingerprint=d["fingerprint"], title=d["title"], stage=d.get("stage") or "",
+                         severity=d.get("severity") or "", state=d["state"], previous=d.get("previous_state"))
+            for d in sorted(defects, key=lambda d: d["fingerprint"]) if touched(d)]
 
 
 def load_outcome(ctx: RunContext) -> Outcome:
     data = json.loads((ctx.evidence / "verdict.json").read_text(encoding="utf-8"))
-    verdict = Verdict(decision=Decision(data["decision"]), reasons=data["reasons"],
-                      decided_at=datetime.fromisoformat(data["decided_at"]))
+    verdict = Verdict(decision=Decision(data["decision"]), reasons=data["reasons"], waivers=data["waivers"],
+                      defects=data["defects"], decided_at=datetime.fromisoformat(data["decided_at"]))
     return Outcome(ctx.run_id, ctx.service, ctx.version, verdict, data["report"], ctx.evidence_dir)
 
 
@@ -202,6 +238,8 @@ def notify(ctx: RunContext, outcome: Outcome) -> str:
         stored = uow.verdicts.get(ctx.run_id)
         if stored is not None:
             uow.verdicts.upsert(ctx.run_id, {**stored, "manifest_sha256": manifest_sha256})
+        record(uow, "notification", channel, {"status": result.status, "attempts": result.attempts},
+               outcome.verdict.decided_at, ctx.run_id)
         uow.commit()
     outcome.notification = result.status
     return result.status

@@ -301,7 +301,7 @@ def evidence_document(ctx: RunContext, policy_digest: str, results: list[StageRe
         "run": ctx.model_dump(mode="json"),
         "policy_digest": policy_digest,
         "tool_versions": dict(sorted(tool_versions.items())),
-        "verdict": verdict.model_dump(mode="json", include={"decision", "reasons", "decided_at"}),
+        "verdict": verdict.model_dump(mode="json", include={"decision", "reasons", "decided_at", "waivers", "defects"}),
         "stages": [r.model_dump(mode="json") for r in results],
         "risk_register": [asdict(r) for r in register],
         "checklist": [asdict(c) for c in checklist],
@@ -321,6 +321,8 @@ def _view_model(ctx: RunContext, policy_digest: str, results: list[StageResult],
                            key=lambda sf: (-sf[1].severity.rank, sf[0], sf[1].rule)),
         "artifacts": [(r.stage, a, _relative(a.path, ctx)) for r in results for a in r.artifacts],
         "register": register, "checklist": checklist,
+        "waivers": verdict.waivers, "defect_changes": verdict.defects, "new_defects": verdict.new_defects,
+        "old_defects": verdict.old_defects, "fixed_defects": [d for d in verdict.defects if d.state == "fixed"],
     }
 
 

@@ -6,12 +6,21 @@ gate could not decide (a required stage errored, is missing, or produced empty e
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from releasegate.fingerprint import fingerprint
-from releasegate.models import Decision, Finding, Reason, Severity, StageResult, Status, Verdict
+from releasegate.models import (
+    AppliedWaiver,
+    Decision,
+    Finding,
+    Reason,
+    Severity,
+    StageResult,
+    Status,
+    Verdict,
+)
 
 
 @dataclass(frozen=True)
@@ -21,11 +30,14 @@ class ExpectedStage:
 
 
 def decide(results: Iterable[StageResult], expected: Iterable[ExpectedStage], now: datetime,
-           policy_digest: str = "", waived: frozenset[str] = frozenset()) -> Verdict:
+           policy_digest: str = "", waivers: Mapping[str, AppliedWaiver] | None = None) -> Verdict:
+    """`waivers`: the waivers active at `now`, by fingerprint; the verdict lists those that applied."""
     by_name = {r.stage: r for r in results}
+    waivers = waivers or {}
     missing = _missing_evidence(expected, by_name)
     blocking = [reason for r in by_name.values() if r.status is not Status.error
-                for reason in _blocking_reasons(r, waived)]
+                for reason in _blocking_reasons(r, frozenset(waivers))]
+    applied = _applied_waivers(by_name.values(), waivers)
     if any(reason.severity is not Severity.low for reason in missing):
         decision = Decision.INCONCLUSIVE
     elif blocking:
@@ -33,7 +45,12 @@ def decide(results: Iterable[StageResult], expected: Iterable[ExpectedStage], no
     else:
         decision = Decision.GO
     reasons = sorted(missing + blocking, key=lambda x: (-x.severity.rank, x.stage, x.message))
-    return Verdict(decision=decision, reasons=reasons, decided_at=now, policy_digest=policy_digest)
+    return Verdict(decision=decision, reasons=reasons, decided_at=now, policy_digest=policy_digest, waivers=applied)
+
+
+def _applied_waivers(results: Iterable[StageResult], waivers: Mapping[str, AppliedWaiver]) -> list[AppliedWaiver]:
+    hits = {f.fingerprint: f for r in results for f in r.findings if f.blocking and f.fingerprint in waivers}
+    return [waivers[fp].model_copy(update={"title": f.title}) for fp, f in sorted(hits.items())]
 
 
 def _missing_evidence(expected: Iterable[ExpectedStage], by_name: dict[str, StageResult]) -> list[Reason]:

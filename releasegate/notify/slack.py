@@ -65,9 +65,13 @@ def build_message(ctx: RunContext, verdict: Verdict, report_link: str, *,
     """Block Kit message with a plain-text fallback; every string redacted."""
     decision = verdict.decision
     reasons = sorted(verdict.reasons, key=lambda r: -r.severity.rank)
-    blocks = [_header(ctx, decision), _summary(ctx, decision, len(reasons))]
+    blocks = [_header(ctx, decision, len(verdict.waivers)), _summary(ctx, decision, len(reasons))]
     if reasons:
         blocks.append(_reasons_block(reasons, max_reasons))
+    if verdict.defects:
+        blocks.append(_defects_block(verdict))
+    if verdict.waivers:
+        blocks.append(_waivers_block(verdict))
     blocks += [_link_block(report_link), _context(ctx, verdict)]
     return redact_payload({"text": fallback_text(ctx, verdict, report_link), "blocks": blocks})
 
@@ -98,8 +102,9 @@ def redact_payload(value: Any) -> Any:
     return value
 
 
-def _header(ctx: RunContext, decision: Decision) -> dict:
-    text = _clip(f"{EMOJI[decision]} {TITLE[decision]}: {ctx.service}@{ctx.version}", 150)
+def _header(ctx: RunContext, decision: Decision, waivers: int = 0) -> dict:
+    with_waivers = f" (with {waivers} waiver{'s' if waivers != 1 else ''})" if waivers else ""
+    text = _clip(f"{EMOJI[decision]} {TITLE[decision]}{with_waivers}: {ctx.service}@{ctx.version}", 150)
     return {"type": "header", "text": {"type": "plain_text", "text": text, "emoji": True}}
 
 
@@ -116,6 +121,25 @@ def _reasons_block(reasons: list[Reason], max_reasons: int) -> dict:
         lines.append(f"…and {hidden} more reason(s) in the report")
     text = _clip("*Top reasons*\n" + "\n".join(lines), 3000)
     return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+def _defects_block(verdict: Verdict, shown: int = 5) -> dict:
+    """New defects (new, reopened) apart from old ones (recurring, waived), as the release train asks."""
+    new, old = verdict.new_defects, verdict.old_defects
+    fixed = [d for d in verdict.defects if d.state == "fixed"]
+    lines = [f"*Defects*: {len(new)} new, {len(old)} still open, {len(fixed)} fixed"]
+    lines += [f"• :new: {_escape(_clip(d.title, 200))}" + (" _(reopened)_" if d.state == "reopened" else "")
+              for d in new[:shown]]
+    if len(new) > shown:
+        lines.append(f"…and {len(new) - shown} more new defect(s) in the report")
+    return {"type": "section", "text": {"type": "mrkdwn", "text": _clip("\n".join(lines), 3000)}}
+
+
+def _waivers_block(verdict: Verdict) -> dict:
+    lines = ["*Waived* (documented exceptions)"]
+    lines += [f"• #{w.id} {_escape(_clip(w.title or w.fingerprint, 150))} — approved by {_escape(w.approver)}, "
+              f"expires {w.expires_on}: {_escape(_clip(w.reason, 200))}" for w in verdict.waivers]
+    return {"type": "section", "text": {"type": "mrkdwn", "text": _clip("\n".join(lines), 3000)}}
 
 
 def _link_block(report_link: str) -> dict:

@@ -78,8 +78,10 @@ def run_tool(command: list[str], *, cwd: Path, timeout_s: float, env: dict[str, 
     run = ToolRun(command, proc.returncode, stdout, stderr, time.monotonic() - started)
     if log_to is not None:
         log_to.parent.mkdir(parents=True, exist_ok=True)
-        log_to.write_text(f"$ {' '.join(command)}\n# exit {run.returncode} in {run.seconds:.1f} s\n"
-                          f"--- stdout\n{stdout}\n--- stderr\n{stderr}\n", encoding="utf-8")
+        from releasegate.redact import redact
+
+        log_to.write_text(redact(f"$ {' '.join(command)}\n# exit {run.returncode} in {run.seconds:.1f} s\n"
+                                 f"--- stdout\n{stdout}\n--- stderr\n{stderr}\n"), encoding="utf-8")
     return run
 
 

@@ -11,7 +11,7 @@ from releasegate.context import RunContext
 from releasegate.environment import Environment, placeholders, service_env
 from releasegate.errors import StageError
 from releasegate.fingerprint import fingerprint
-from releasegate.models import Artifact, Finding, Metric, Severity, StageResult, Status, TestCase
+from releasegate.models import Artifact, Attempt, Finding, Metric, Severity, StageResult, Status, TestCase
 from releasegate.policy import Policy, Suite, fill, fill_command
 from releasegate.redact import redact
 from releasegate.stages.base import guarded, now, run_tool
@@ -34,18 +34,33 @@ def _run(policy: Policy, ctx: RunContext, suite: Suite, env: Environment | None,
     if suite.needs_service and env is None:
         raise StageError("the suite needs the running service, but provisioning did not give one — see the provision stage")
     folder = ctx.evidence / "pytest" / suite.name
-    runs = [_attempt(policy, ctx, suite, env, folder, attempt=1, node_ids=[])]
-    cases = {c.node_id: c for c in runs[0][0]}
+    first, _, _ = _attempt(policy, ctx, suite, env, folder, attempt=1, node_ids=[])
+    log_rows = [_attempt_row(1, started, "all tests", first, "")]
+    cases = {c.node_id: c for c in first}
     for attempt in range(2, suite.retries + 2):
-        failing = [c.node_id for c in cases.values() if c.outcome in ("failed", "error")]
+        failing = [c.node_id for c in cases.values() if c.outcome in ("failed", "error") and not _is_exit_case(c)]
         if not failing:
             break
         log.info("pytest[%s]: rerunning %d failing test(s), attempt %d of %d", suite.name, len(failing), attempt,
                  suite.retries + 1)
+        began = now()
         rerun, _, _ = _attempt(policy, ctx, suite, env, folder, attempt=attempt, node_ids=failing)
         cases = _merge(cases, rerun)
-        runs.append((rerun, 0, None))
-    return _result(policy, suite, ctx, started, list(cases.values()), runs, folder)
+        log_rows.append(_attempt_row(attempt, began, f"{len(failing)} failing test(s) rerun by node id", rerun,
+                                     f"rerun {attempt - 1} of {suite.retries}: a pass now marks the test flaky"))
+    return _result(policy, suite, ctx, started, list(cases.values()), log_rows, folder)
+
+
+def _is_exit_case(case: TestCase) -> bool:
+    return case.node_id.startswith("<exit code")
+
+
+def _attempt_row(number: int, started: datetime, scope: str, cases: list[TestCase], remediation: str) -> Attempt:
+    failed = sum(1 for c in cases if c.outcome in ("failed", "error"))
+    passed = sum(1 for c in cases if c.outcome == "passed")
+    return Attempt(attempt=number, started=started, finished=now(), scope=scope,
+                   status=Status.failed if failed else Status.passed, remediation=remediation,
+                   summary=f"{passed} passed, {failed} failed or errored of {len(cases)}")
 
 
 def _attempt(policy: Policy, ctx: RunContext, suite: Suite, env: Environment | None, folder: Path, attempt: int,
@@ -68,10 +83,20 @@ def _attempt(policy: Policy, ctx: RunContext, suite: Suite, env: Environment | N
     if not xml.is_file():
         raise StageError(f"{' '.join(argv[:4])} … exited {run.returncode} and wrote no JUnit XML: "
                          f"{_tail(run.stderr or run.stdout)} — see {folder / f'output-{attempt}.log'}")
-    cases = parse_junit(xml.read_text(encoding="utf-8", errors="replace"), str(xml))
+    cases = [c.model_copy(update={"message": redact(c.message)})
+             for c in parse_junit(xml.read_text(encoding="utf-8", errors="replace"), str(xml))]
+    _redact_file(xml)
     if run.returncode not in suite.exit_codes_ok and run.returncode != NO_TESTS_COLLECTED and not node_ids or run.returncode == 1 and not any(c.outcome in ("failed", "error") for c in cases) and not node_ids:
         cases.append(_exit_code_case(run.returncode, folder / f"output-{attempt}.log"))
     return cases, run.returncode, xml
+
+
+def _redact_file(path: Path) -> None:
+    """Raw evidence is shared with stakeholders: secrets a test printed are masked in place."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    cleaned = redact(text)
+    if cleaned != text:
+        path.write_text(cleaned, encoding="utf-8")
 
 
 def _suite_env(policy: Policy, suite: Suite, env: Environment | None, values: dict[str, str]) -> dict[str, str]:
@@ -105,7 +130,7 @@ def _merge(cases: dict[str, TestCase], rerun: list[TestCase]) -> dict[str, TestC
 
 
 def _result(policy: Policy, suite: Suite, ctx: RunContext, started: datetime, cases: list[TestCase],
-            runs: list, folder: Path) -> StageResult:
+            attempts: list[Attempt], folder: Path) -> StageResult:
     counts = {k: sum(1 for c in cases if c.outcome == k) for k in ("passed", "failed", "error", "skipped", "flaky")}
     findings = [_finding(suite, c) for c in cases if c.outcome in ("failed", "error", "flaky")]
     executed = len(cases) - counts["skipped"]
@@ -121,8 +146,9 @@ def _result(policy: Policy, suite: Suite, ctx: RunContext, started: datetime, ca
     artifacts = [Artifact.of(p) for p in sorted(folder.glob("*")) if p.is_file()]
     metrics = [Metric(name=f"tests_{k}", value=v) for k, v in counts.items()]
     return StageResult(stage=stage_name(suite), kind=suite.kind, status=status, required=suite.required,
-                       started=started, finished=finished, attempts=len(runs), summary=summary, metrics=metrics,
-                       findings=findings, artifacts=artifacts, evidence_empty=empty, test_cases=cases)
+                       started=started, finished=finished, attempts=len(attempts), summary=summary, metrics=metrics,
+                       findings=findings, artifacts=artifacts, evidence_empty=empty, test_cases=cases,
+                       attempt_log=attempts)
 
 
 def _finding(suite: Suite, case: TestCase) -> Finding:

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from releasegate.models import Decision, Finding, Severity, StageResult, Status
+from releasegate.models import AppliedWaiver, Decision, Finding, Severity, StageResult, Status
 from releasegate.verdict import ExpectedStage, decide
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -42,8 +42,16 @@ def test_decision_table(name, results, expected):
 
 
 def test_waived_blocking_finding_no_longer_blocks():
-    verdict = decide([result("a", Status.failed, [finding("f1")]), result("b")], EXPECTED, NOW, waived=frozenset({"f1"}))
+    waiver = AppliedWaiver(id=7, fingerprint="f1", reason="accepted until the fix ships", approver="cto", expires_on="2026-12-31")
+    verdict = decide([result("a", Status.failed, [finding("f1")]), result("b")], EXPECTED, NOW, waivers={"f1": waiver})
     assert verdict.decision is Decision.GO
+    assert [(w.id, w.title) for w in verdict.waivers] == [(7, "finding f1")]
+
+
+def test_a_waiver_for_a_finding_not_seen_is_not_listed_as_applied():
+    waiver = AppliedWaiver(id=8, fingerprint="gone", reason="r", approver="a", expires_on="2026-12-31")
+    verdict = decide([result("a"), result("b")], EXPECTED, NOW, waivers={"gone": waiver})
+    assert (verdict.decision, verdict.waivers) == (Decision.GO, [])
 
 
 def test_reasons_name_the_stage_and_come_most_severe_first():

@@ -1,0 +1,23 @@
+"""Audit events for every state change of a run, written in the same transaction as the change.
+
+Each event has a key derived from what changed, so a retried or cleared task that changes nothing
+writes no second event; a real change (an error, then a pass) is a new event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Any
+
+
+def event_key(run_id: str, kind: str, subject: str, payload: dict[str, Any]) -> str:
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return f"{run_id}:{kind}:{subject}:{hashlib.sha256(canonical.encode()).hexdigest()[:16]}"
+
+
+def record(uow, kind: str, subject: str, payload: dict[str, Any], at: datetime, run_id: str | None = None,
+           actor: str | None = None) -> None:
+    key = event_key(run_id or "-", kind, subject, payload)
+    uow.audit.append(kind, subject, payload, at, run_id=run_id, actor=actor, key=key)
