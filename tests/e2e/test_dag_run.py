@@ -27,7 +27,7 @@ def airflow_env(tmp_path_factory) -> dict[str, str]:
     return env
 
 
-def dag_verdict(env: dict[str, str], version: str) -> dict:
+def dag_verdict(env: dict[str, str], version: str) -> tuple[dict, str]:
     conf = json.dumps({"service": "inventory", "version": version, "policy": "include/demo/gate.yaml"})
     proc = subprocess.run([str(BIN / "airflow"), "dags", "test", "release_gate", "-c", conf], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=900, check=False)
@@ -35,14 +35,15 @@ def dag_verdict(env: dict[str, str], version: str) -> dict:
     evidence = Path(env["RELEASEGATE_HOME"]) / "evidence" / "inventory" / version
     runs = sorted(evidence.iterdir(), key=lambda p: p.stat().st_mtime)
     assert runs, f"the DAG run left no evidence under {evidence}"
-    return json.loads((runs[-1] / "verdict.json").read_text())
+    return json.loads((runs[-1] / "verdict.json").read_text()), proc.stdout + proc.stderr
 
 
 @pytest.mark.parametrize("version", ["1.0.0", "1.1.0"])
 def test_dag_and_cli_reach_the_same_verdict(airflow_env, demo_cli_runs, version):
-    from_dag = dag_verdict(airflow_env, version)
+    from_dag, task_log = dag_verdict(airflow_env, version)
     _, from_cli = demo_cli_runs[version]
     assert from_dag["decision"] == from_cli["decision"]
     assert {r["fingerprint"] for r in from_dag["reasons"]} == {r["fingerprint"] for r in from_cli["reasons"]}
     assert from_dag["run_id"].startswith("release_gate__")
     assert Path(from_dag["report"]).is_file()
+    assert "canary-Zq8v41xT" not in task_log, "a secret printed by a failing test reached the task log"

@@ -19,9 +19,16 @@ def test_bulk_discount_tiers(quantity, percent):
     assert bulk_discount_percent(quantity) == percent
 
 
+# A careless debug line of the kind real suites have: it prints a connection string with its password when the
+# test fails. The gate must never let this secret reach its database, report, Slack message or task log.
+BILLING_DB = "postgresql://billing:canary-Zq8v41xT@billing-db.internal:5432/billing"
+
+
 def test_order_total_applies_item_then_bulk_discount():
     # 10 units at 2000 with 10 % off each: 1800 * 10 = 18000, then 5 % bulk = 17100
-    assert order_total_cents(2000, 10, discount_percent=10) == 17100
+    total = order_total_cents(2000, 10, discount_percent=10)
+    print(f"reconciling against {BILLING_DB}")
+    assert total == 17100, f"order total {total} does not match billing ({BILLING_DB})"
 
 
 def test_order_total_of_nothing_is_zero():

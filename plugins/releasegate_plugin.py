@@ -1,0 +1,55 @@
+"""Airflow plugin: a verdict history view and JSON API in the Airflow UI (api-server), under /releasegate.
+
+The FastAPI app is built when the api-server loads plugins; it reads the gate's own database.
+"""
+
+from __future__ import annotations
+
+import html
+
+from airflow.plugins_manager import AirflowPlugin
+
+DECISION_COLOURS = {"GO": "#1a7f37", "NO_GO": "#cf222e", "INCONCLUSIVE": "#9a6700"}
+
+
+def recent_runs(service: str | None = None, limit: int = 50) -> list[dict]:
+    from releasegate import store
+
+    with store.unit_of_work() as uow:
+        return uow.runs.latest(service=service, limit=limit)
+
+
+def render_history(rows: list[dict]) -> str:
+    cells = "".join(
+        f"<tr><td>{html.escape(str(r['started_at']))[:19]}</td><td>{html.escape(r['service'])}</td>"
+        f"<td>{html.escape(r['version'])}</td><td style='color:{DECISION_COLOURS.get(r.get('decision') or '', '#555')};"
+        f"font-weight:600'>{html.escape(r.get('decision') or r['status'])}</td>"
+        f"<td><code>{html.escape(r['run_id'])}</code></td></tr>" for r in rows)
+    return ("<!doctype html><meta charset='utf-8'><title>Release verdicts</title>"
+            "<style>body{font-family:system-ui;margin:2rem}td,th{padding:.3rem .8rem;text-align:left}</style>"
+            "<h1>Release verdicts</h1><table><tr><th>Started (UTC)</th><th>Service</th><th>Version</th>"
+            f"<th>Decision</th><th>Run</th></tr>{cells}</table>")
+
+
+def create_app():
+    from fastapi import FastAPI
+    from fastapi.responses import HTMLResponse
+
+    app = FastAPI(title="releasegate", description="Release gate verdict history")
+
+    @app.get("/verdicts")
+    def verdicts(service: str | None = None, limit: int = 50) -> list[dict]:
+        return recent_runs(service, min(max(limit, 1), 500))
+
+    @app.get("/", response_class=HTMLResponse)
+    def history(service: str | None = None) -> str:
+        return render_history(recent_runs(service))
+
+    return app
+
+
+class ReleaseGatePlugin(AirflowPlugin):
+    name = "releasegate"
+    fastapi_apps = [{"app": create_app(), "url_prefix": "/releasegate", "name": "Release gate verdicts"}]
+    external_views = [{"name": "Release verdicts", "href": "/releasegate/", "destination": "nav",
+                       "url_route": "releasegate-verdicts"}]
