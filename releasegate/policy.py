@@ -64,6 +64,9 @@ class EnvironmentSpec(_Spec):
     health: HealthCheck
     stop_signal: Literal["SIGTERM", "SIGINT", "SIGQUIT"] = "SIGTERM"
     stop_timeout_s: float = Field(10, gt=0, description="Grace period before the gate kills the service.")
+    dependencies: list[Dependency] = Field(
+        default_factory=list, description="Services started first, each on its own free port; the service finds "
+        "one through {dep_NAME_url} / {dep_NAME_port} (the proxy's address when proxy is true).")
 
 
 class Suite(_Spec):
@@ -98,6 +101,79 @@ class Budgets(_Spec):
     min_rps: float | None = Field(None, ge=0, description="Minimum requests per second sustained.")
 
 
+class Stress(_Spec):
+    """Step the users up until a budget breaks: the capacity is the last step that held every budget.
+
+    A breach while stressing is expected (that is the point) and is reported as a low finding that does
+    not block; it blocks (load.severity) only when the service breaks below min_users_before_break.
+    """
+
+    start_users: int = Field(5, ge=1, le=1000)
+    step_users: int = Field(5, ge=1, le=1000, description="Users added at each step.")
+    step_duration_s: float = Field(30, ge=2, le=3600, description="Seconds per step; also the percentile window.")
+    max_users: int = Field(50, ge=1, le=1000, description="The last step; reaching it without a breach passes.")
+    min_users_before_break: int | None = Field(
+        None, ge=1, description="Block when a budget breaks with fewer users than this; default: never block.")
+
+    @model_validator(mode="after")
+    def _steps(self) -> Stress:
+        if self.max_users < self.start_users:
+            raise ValueError("max_users must be at least start_users")
+        return self
+
+    def targets(self) -> list[int]:
+        return list(range(self.start_users, self.max_users + 1, self.step_users))
+
+
+class Soak(_Spec):
+    """A long steady run (users, duration_s) split into windows: latency drift and the service's memory."""
+
+    window_s: float = Field(60, ge=2, le=3600, description="Window length; the first and last full ones compare.")
+    max_p95_drift_ratio: float | None = Field(
+        1.5, gt=0, description="Block when p95 of the last window over p95 of the first exceeds this.")
+    max_memory_growth_mb: float | None = Field(
+        None, gt=0, description="Block when the service's RSS (with children) grows by more than this.")
+
+
+class Distributed(_Spec):
+    """Run Locust as a master with worker processes on this machine (--processes)."""
+
+    workers: int | Literal["auto"] = Field("auto", description="Worker processes; 'auto' = one per core.")
+
+    @field_validator("workers")
+    @classmethod
+    def _positive(cls, workers: int | str) -> int | str:
+        if isinstance(workers, int) and not 1 <= workers <= 64:
+            raise ValueError("workers must be between 1 and 64, or 'auto'")
+        return workers
+
+
+class Telemetry(_Spec):
+    """Cross-check the service's own /metrics against what Locust measured (scraped before and after the load).
+
+    The request counter's increase (after − before, without `exclude`d series) must agree with Locust's
+    request count within `tolerance`; the increase of its error series (`errors_selector`) with Locust's
+    failures. Exclude what the gate itself calls during the load and Locust does not (its own scrapes of
+    /metrics); keep an endpoint Locust also calls (the demo's locustfile hits /healthz).
+    """
+
+    url: str = Field("{base_url}/metrics", description="Prometheus text endpoint, e.g. {base_url}/metrics.")
+    required_metrics: list[str] = Field(
+        default_factory=list, description="Sample names that must be exposed, e.g. http_request_duration_seconds_bucket.")
+    requests_metric: str = Field("http_requests_total", pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$",
+                                 description="Counter of requests served.")
+    errors_selector: dict[str, str] = Field(
+        default_factory=lambda: {"status": "[45].."},
+        description="Label regexes (anchored, like PromQL =~) that make a request an error; match what the "
+                    "locustfile counts as a failure (Locust fails every 4xx and 5xx by default).")
+    exclude: dict[str, list[str]] = Field(
+        default_factory=lambda: {"endpoint": ["/metrics"]},
+        description="Label values whose series do not count, e.g. {endpoint: [/metrics]}.")
+    tolerance: float = Field(0.05, ge=0, le=1, description="Allowed relative difference, e.g. 0.05 for 5 %.")
+    timeout_s: float = Field(5, gt=0, description="Per scrape.")
+    severity: Severity = Field(Severity.high, description="Severity of a missing metric or a disagreeing counter.")
+
+
 class Load(_Spec):
     locustfile: str = Field(description="Locust file, relative to the service source.")
     profile: Literal["load", "stress", "soak"] = "load"
@@ -111,6 +187,25 @@ class Load(_Spec):
     required: bool = True
     timeout_s: float = Field(600, gt=0)
     severity: Severity = Severity.high
+    stress: Stress | None = Field(None, description="Steps for profile stress; default: Stress's defaults.")
+    soak: Soak | None = Field(None, description="Windows and limits for profile soak; default: Soak's defaults.")
+    distributed: Distributed | None = Field(None, description="Run Locust with worker processes.")
+    telemetry: Telemetry | None = Field(None, description="Cross-check the service's /metrics against Locust.")
+
+    @model_validator(mode="after")
+    def _profile_sections(self) -> Load:
+        for section in ("stress", "soak"):
+            if getattr(self, section) is not None and self.profile != section:
+                raise ValueError(f"'{section}' is only read when profile is {section} (profile is {self.profile})")
+        if self.profile == "soak" and self.duration_s < 2 * self.soak_spec().window_s:
+            raise ValueError("a soak needs at least two windows: make duration_s at least 2 × soak.window_s")
+        return self
+
+    def stress_spec(self) -> Stress:
+        return self.stress or Stress()
+
+    def soak_spec(self) -> Soak:
+        return self.soak or Soak()
 
 
 class Semgrep(_Spec):
@@ -149,9 +244,74 @@ class Scans(_Spec):
     pip_audit: PipAudit | None = None
 
 
+_METRIC_NAME = r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
+
+
+class FeedSeries(_Spec):
+    """The input series a generated promtool test feeds the alert, as one of four common shapes.
+
+    The gate fills in the value (the budget just past / just under, in the alert's unit):
+    - histogram: two `le` buckets (`metric` is the _bucket series) so any histogram_quantile() is the value;
+    - ratio: two counters of `metric`, `bad` and `good` requests, whose rate ratio is the value;
+    - rate: one counter of `metric` growing by the value per second;
+    - gauge: one series of `metric` holding the value.
+    Labels are a mapping (PromQL braces are not allowed in policy strings), e.g. {job: inventory}.
+    """
+
+    shape: Literal["histogram", "ratio", "rate", "gauge"]
+    metric: str = Field(pattern=_METRIC_NAME, description="e.g. http_request_duration_seconds_bucket.")
+    labels: dict[str, str] = Field(default_factory=dict, description="Labels on every series, e.g. {job: inventory}.")
+    bad: dict[str, str] = Field(default_factory=dict, description="ratio: labels of failing requests, e.g. {status: '500'}.")
+    good: dict[str, str] = Field(default_factory=dict, description="ratio: labels of good requests, e.g. {status: '200'}.")
+
+    @model_validator(mode="after")
+    def _ratio_needs_both(self) -> FeedSeries:
+        if self.shape == "ratio" and not (self.bad and self.good):
+            raise ValueError("shape ratio needs 'bad' and 'good' labels, e.g. bad: {status: '500'}, good: {status: '200'}")
+        return self
+
+
+class BudgetAlert(_Spec):
+    """The alert rule that covers one load budget, and how to feed it a value in a generated test."""
+
+    alert: str = Field(description="Alert name in the rule files, e.g. InventoryHighLatencyP95.")
+    series: FeedSeries
+    scale: float | None = Field(
+        None, gt=0, description="Alert value = budget × scale; default 0.001 for *_ms budgets (alerts compare "
+                                "seconds), else 1. Use 1 for an alert in ms, 100 for an error rate in percent.")
+    margin: float = Field(0.05, gt=0, lt=0.5, description="How far past / under the budget the generated values sit.")
+
+
+class AlertBudgets(_Spec):
+    """Which alert covers which budget of load.budgets; each is checked by threshold and by generated tests."""
+
+    p50_ms: BudgetAlert | None = None
+    p95_ms: BudgetAlert | None = None
+    p99_ms: BudgetAlert | None = None
+    error_rate: BudgetAlert | None = None
+    min_rps: BudgetAlert | None = None
+
+
+class RouteExpectation(_Spec):
+    """An alert with these labels must reach exactly these receivers."""
+
+    labels: dict[str, str] = Field(min_length=1, description="e.g. {severity: critical, service: inventory}.")
+    receivers: list[str] = Field(min_length=1, description="e.g. [pager].")
+
+
+class Alertmanager(_Spec):
+    """Alertmanager config checked with `amtool check-config` and `amtool config routes test`."""
+
+    config: str = Field(description="Alertmanager config, relative to the source, e.g. alerts/alertmanager.yml.")
+    routes: list[RouteExpectation] = Field(default_factory=list)
+
+
 class Alerts(_Spec):
     rule_files: list[str] = Field(min_length=1, description="Prometheus rule files, relative to the source.")
     tests: list[str] = Field(min_length=1, description="promtool rule-test files, relative to the source.")
+    budgets: AlertBudgets = Field(
+        default_factory=AlertBudgets, description="Alerts covering load budgets (needs load.budgets).")
+    alertmanager: Alertmanager | None = None
     required: bool = True
     timeout_s: float = Field(120, gt=0)
 
@@ -167,6 +327,50 @@ class Notify(_Spec):
     slack: Slack | None = None
 
 
+class DependencyHealth(_Spec):
+    """How the gate knows a dependency is ready: an HTTP URL or a TCP connect (both may use its own {port})."""
+
+    url: str | None = Field(None, description="e.g. http://{host}:{port}/healthz")
+    tcp: str | None = Field(None, description="host:port that accepts connections, e.g. {host}:{port}")
+    expect_status: int = 200
+    timeout_s: float = Field(30, gt=0)
+    interval_s: float = Field(0.25, gt=0)
+
+    @model_validator(mode="after")
+    def _one_check(self) -> DependencyHealth:
+        if bool(self.url) == bool(self.tcp):
+            raise ValueError("set exactly one of url (an HTTP health URL) or tcp (host:port)")
+        return self
+
+
+class Dependency(_Spec):
+    """A service the one under test calls, started by the gate before it (and stopped after it)."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="Short id; the service's placeholders use it.")
+    path: str | None = Field(None, description="Folder to start in, relative to the policy; default: the workspace.")
+    start: Command = Field(description="Command serving the dependency on its own {port}.")
+    env: dict[str, str] = Field(default_factory=dict)
+    health: DependencyHealth
+    proxy: bool = Field(False, description="Put the gate's fault-injecting TCP proxy in front (for chaos).")
+    stop_signal: Literal["SIGTERM", "SIGINT", "SIGQUIT"] = "SIGTERM"
+    stop_timeout_s: float = Field(10, gt=0)
+
+
+class ChaosExperiment(_Spec):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", description="Short id, e.g. warehouse-down.")
+    file: str = Field(description="Chaos Toolkit experiment (JSON or YAML), relative to the policy file.")
+    required: bool = True
+    severity: Severity = Field(Severity.high, description="Severity of a deviated steady state.")
+
+
+class Chaos(_Spec):
+    """Chaos Toolkit experiments run against the provisioned service and its dependencies."""
+
+    experiments: list[ChaosExperiment] = Field(min_length=1)
+    required: bool = True
+    timeout_s: float = Field(300, gt=0, description="Per experiment.")
+
+
 class Policy(_Spec):
     """A service's release gate: what must hold before a version ships."""
 
@@ -177,6 +381,7 @@ class Policy(_Spec):
     load: Load | None = None
     scans: Scans = Field(default_factory=Scans)
     alerts: Alerts | None = None
+    chaos: Chaos | None = None
     notify: Notify = Field(default_factory=Notify)
 
     _path: Path | None = PrivateAttr(default=None)
@@ -238,7 +443,7 @@ def load_policy(path: str | Path) -> Policy:
         policy = Policy.model_validate(data)
     except ValidationError as exc:
         raise PolicyError(_explain(file, exc, lines)) from None
-    _check_placeholders(file, data)
+    _check_placeholders(file, data, known=PLACEHOLDERS + dependency_placeholders(policy))
     policy._path = file.resolve()
     policy._digest = "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
     return policy
@@ -359,18 +564,24 @@ def _model_of(annotation: Any) -> type[BaseModel] | None:
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
 
-def _check_placeholders(file: Path, data: Any, loc: tuple = ()) -> None:
+def dependency_placeholders(policy: Policy) -> tuple[str, ...]:
+    """{dep_NAME_url} {dep_NAME_host} {dep_NAME_port}, only for the dependencies the policy declares."""
+    names = [d.name for d in policy.environment.dependencies] if policy.environment else []
+    return tuple(f"dep_{n}_{part}" for n in names for part in ("url", "host", "port"))
+
+
+def _check_placeholders(file: Path, data: Any, loc: tuple = (), known: tuple[str, ...] = PLACEHOLDERS) -> None:
     if isinstance(data, dict):
         for key, value in data.items():
-            _check_placeholders(file, value, loc + (key,))
+            _check_placeholders(file, value, loc + (key,), known)
     elif isinstance(data, list):
         for i, value in enumerate(data):
-            _check_placeholders(file, value, loc + (i,))
+            _check_placeholders(file, value, loc + (i,), known)
     elif isinstance(data, str):
         for name in _PLACEHOLDER.findall(data):
-            if name not in PLACEHOLDERS:
+            if name not in known:
                 raise PolicyError(f"{file}: {_dotted(loc)}: unknown placeholder {{{name}}} — "
-                                  f"known: {', '.join('{' + p + '}' for p in PLACEHOLDERS)}")
+                                  f"known: {', '.join('{' + p + '}' for p in known)}")
 
 
 def fill(template: str, values: dict[str, str]) -> str:

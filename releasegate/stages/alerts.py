@@ -1,9 +1,15 @@
-"""Alerts stage: `promtool check rules` on each rule file, `promtool test rules` on each rule-test file.
+"""Alerts stage: promtool checks and tests the rule files, generated tests check that budgets have alerts that
+would fire, amtool checks the escalation routes.
 
 promtool (2.42) prints "Checking F" / "Unit Testing: F" on stdout and, on failure, "FAILED:" and
 the details on stderr; the parsers read both as one text (stdout, a newline, stderr). A rule file
 that does not load and a failing rule test are findings (the release would ship broken alerting);
 promtool missing, or output without SUCCESS / FAILED, is a StageError.
+
+With `alerts.budgets`, each mapped load budget's alert must exist, be no looser than the budget and fire in
+a generated boundary test (releasegate.alert_budgets; the test file is kept in the evidence). With
+`alerts.alertmanager`, `amtool check-config` must pass and each expected route must reach its receivers
+(releasegate.alert_routes).
 """
 
 from __future__ import annotations
@@ -16,11 +22,12 @@ from pathlib import Path
 
 import yaml
 
+from releasegate import alert_budgets, alert_routes
 from releasegate.context import RunContext
 from releasegate.errors import StageError
 from releasegate.fingerprint import fingerprint, normalise_code, normalise_path
 from releasegate.models import Artifact, Finding, Metric, Severity, StageResult, Status
-from releasegate.policy import Alerts, Policy
+from releasegate.policy import Alerts, Budgets, Policy
 from releasegate.stages.base import ToolRun, find_tool, guarded, now, run_tool
 
 log = logging.getLogger("releasegate")
@@ -212,29 +219,136 @@ def run(policy: Policy, ctx: RunContext) -> StageResult:
     spec = policy.alerts
     if spec is None:
         raise ValueError("policy has no alerts section: do not schedule the alerts stage")
-    return guarded(STAGE, KIND, spec.required, lambda started: _run(spec, ctx, started))
+    budgets = policy.load.budgets if policy.load else None
+    return guarded(STAGE, KIND, spec.required, lambda started: _run(spec, budgets, ctx, started))
 
 
-def _run(spec: Alerts, ctx: RunContext, started: datetime) -> StageResult:
+@dataclass
+class Extra:
+    """What the budget and route checks add to promtool's own checks and tests."""
+
+    findings: list[Finding]
+    metrics: list[Metric]
+    tests: int = 0
+
+
+def _run(spec: Alerts, budgets: Budgets | None, ctx: RunContext, started: datetime) -> StageResult:
     out_dir = ctx.evidence / STAGE
     promtool = find_tool("promtool")
-    _require_files(spec.rule_files + spec.tests, ctx.source)
+    config = [spec.alertmanager.config] if spec.alertmanager else []
+    _require_files(spec.rule_files + spec.tests + config, ctx.source)
     checked = [_promtool(promtool, ["check", "rules", f], spec, ctx.source, out_dir, f"check-{i}") for i, f in
                enumerate(spec.rule_files)]
     tested = [_promtool(promtool, ["test", "rules", f], spec, ctx.source, out_dir, f"test-{i}") for i, f in
               enumerate(spec.tests)]
     problems = [p for f, t in zip(spec.rule_files, checked) for p in parse_check(_text(t), f)]
     outcomes = [parse_test(_text(t), f) for f, t in zip(spec.tests, tested)]
-    result = _result(spec, ctx.source, started, problems, outcomes, out_dir)
+    extra = _budget_checks(spec, budgets, ctx.source, out_dir, promtool, loaded=not problems)
+    if spec.alertmanager:
+        extra = _merge(extra, _route_checks(spec, ctx.source, out_dir))
+    result = _result(spec, ctx.source, started, problems, outcomes, out_dir, extra)
     log.info("%s", result.summary)
     return result
+
+
+def _merge(a: Extra, b: Extra) -> Extra:
+    return Extra(a.findings + b.findings, a.metrics + b.metrics, a.tests + b.tests)
+
+
+# --- budgets have alerts that would fire ---------------------------------------------------------------------
+
+
+def _budget_checks(spec: Alerts, budgets: Budgets | None, source: Path, out_dir: Path, promtool: str,
+                   loaded: bool) -> Extra:
+    for name in alert_budgets.unchecked(budgets, spec.budgets):
+        log.warning("alerts: alerts.budgets.%s is mapped but load.budgets sets no %s: not checked", name, name)
+    rules = alert_budgets.alert_rules({f: (source / f).read_text(encoding="utf-8") for f in spec.rule_files})
+    checks = alert_budgets.plan(budgets, spec.budgets, rules)
+    if not checks:
+        return Extra([], [])
+    findings = alert_budgets.rule_findings(checks, spec.rule_files)
+    runnable = [c for c in checks if c.rule is not None]
+    if runnable and loaded:
+        findings += _boundary_tests(spec, runnable, source, out_dir, promtool)
+    covered = sum(1 for c in checks if c.rule is not None)
+    metrics = [Metric(name="budgets_mapped", value=len(checks)), Metric(name="budgets_with_alert", value=covered)]
+    return Extra(findings, metrics, tests=len(runnable) * 2 if loaded else 0)
+
+
+def _boundary_tests(spec: Alerts, checks: list[alert_budgets.BudgetCheck], source: Path, out_dir: Path,
+                    promtool: str) -> list[Finding]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "budget-tests.yml"
+    doc = alert_budgets.boundary_tests(checks, _copy_rules(spec.rule_files, source, out_dir))
+    path.write_text(alert_budgets.render(doc), encoding="utf-8")
+    tool = run_tool([promtool, "test", "rules", str(path)], cwd=out_dir, timeout_s=spec.timeout_s,
+                    log_to=out_dir / "promtool-budget-tests.log")
+    outcome = parse_test(_text(tool), path.name)
+    return alert_budgets.case_findings(_failed_cases(outcome), checks, f"{STAGE}/{path.name}")
+
+
+def _copy_rules(files: list[str], source: Path, out_dir: Path) -> list[str]:
+    """The rule files beside the generated tests (paths relative to them), so the evidence replays alone."""
+    names = []
+    for i, file in enumerate(files):
+        name = f"budget-rules-{i}-{Path(file).name}"
+        (out_dir / name).write_text((source / file).read_text(encoding="utf-8"), encoding="utf-8")
+        names.append(name)
+    return names
+
+
+def _failed_cases(outcome: TestOutcome) -> dict[str, str]:
+    """{case id: promtool's detail} for the generated expectations that failed."""
+    failed: dict[str, str] = {}
+    for problem in outcome.problems:
+        case = alert_budgets.case_id(problem.key) or alert_budgets.case_id(problem.detail)
+        if case is None:
+            raise StageError(f"alerts: the generated budget tests did not run: {problem.title} — "
+                             "check alerts.budgets (metric names, labels) against the rule files")
+        failed[case] = problem.detail
+    return failed
+
+
+# --- escalation routes -------------------------------------------------------------------------------------
+
+
+def _route_checks(spec: Alerts, source: Path, out_dir: Path) -> Extra:
+    assert spec.alertmanager is not None
+    amtool, config = find_tool("amtool"), spec.alertmanager.config
+    checked = _amtool(amtool, ["check-config", config], spec, source, out_dir, "check-config")
+    broken = alert_routes.parse_check_config(_text(checked), config)
+    if broken:
+        return Extra([alert_routes.config_finding(config, why) for why in broken],
+                     [Metric(name="routes_checked", value=0)])
+    found = [_route_finding(amtool, spec, source, out_dir, i) for i in range(len(spec.alertmanager.routes))]
+    findings = [f for f in found if f is not None]
+    return Extra(findings, [Metric(name="routes_checked", value=len(found)),
+                            Metric(name="routes_misrouted", value=len(findings))])
+
+
+def _route_finding(amtool: str, spec: Alerts, source: Path, out_dir: Path, index: int) -> Finding | None:
+    assert spec.alertmanager is not None
+    expected = spec.alertmanager.routes[index]
+    args = ["config", "routes", "test", f"--config.file={spec.alertmanager.config}",
+            f"--verify.receivers={','.join(expected.receivers)}", *alert_routes.label_args(expected.labels)]
+    tool = _amtool(amtool, args, spec, source, out_dir, f"route-{index}")
+    actual = alert_routes.parse_routes(_text(tool), alert_routes.describe(expected.labels))
+    return alert_routes.route_finding(spec.alertmanager.config, expected, actual)
+
+
+def _amtool(binary: str, args: list[str], spec: Alerts, source: Path, out_dir: Path, name: str) -> ToolRun:
+    return run_tool([binary, *args], cwd=source, timeout_s=spec.timeout_s, log_to=out_dir / f"amtool-{name}.log")
+
+
+# --- promtool ------------------------------------------------------------------------------------------------
 
 
 def _require_files(files: list[str], source: Path) -> None:
     missing = [f for f in files if not (source / f).is_file()]
     if missing:
         raise StageError(f"alerts: file(s) not found in the service source: {', '.join(missing)} — "
-                         "fix alerts.rule_files / alerts.tests (paths are relative to the source)")
+                         "fix alerts.rule_files / alerts.tests / alerts.alertmanager.config "
+                         "(paths are relative to the source)")
 
 
 def _promtool(binary: str, args: list[str], spec: Alerts, source: Path, out_dir: Path, name: str) -> ToolRun:
@@ -246,22 +360,35 @@ def _text(tool: ToolRun) -> str:
 
 
 def _result(spec: Alerts, source: Path, started: datetime, problems: list[Problem], outcomes: list[TestOutcome],
-            out_dir: Path) -> StageResult:
-    findings = [finding(p) for p in problems + [p for o in outcomes for p in o.problems]]
+            out_dir: Path, extra: Extra) -> StageResult:
+    findings = [finding(p) for p in problems + [p for o in outcomes for p in o.problems]] + extra.findings
     groups, rules = _rule_counts(spec, source)
     tests = sum(count_tests((source / f).read_text(encoding="utf-8")) for f in spec.tests)
     failed = sum(len(o.problems) for o in outcomes)
     summary = (f"alerts: {len(spec.rule_files)} rule files ({rules} rules, {len(problems)} not loading), "
-               f"{len(spec.tests)} test files ({tests} test groups, {failed} failures); logs: {out_dir}")
+               f"{len(spec.tests)} test files ({tests} test groups, {failed} failures)"
+               f"{_extra_summary(extra)}; logs: {out_dir}")
     return StageResult(
         stage=STAGE, kind=KIND, status=Status.failed if findings else Status.passed, required=spec.required,
         started=started, finished=now(), summary=summary, findings=findings,
         metrics=[Metric(name="rule_files", value=len(spec.rule_files)), Metric(name="rule_groups", value=groups),
                  Metric(name="rules", value=rules), Metric(name="rules_not_loading", value=len(problems)),
                  Metric(name="test_files", value=len(spec.tests)), Metric(name="tests", value=tests),
-                 Metric(name="tests_failed", value=failed)],
-        artifacts=[Artifact.of(p) for p in sorted(out_dir.glob("promtool-*.log"))],
-        evidence_empty=tests == 0)
+                 Metric(name="tests_failed", value=failed), *extra.metrics],
+        artifacts=[Artifact.of(p) for p in sorted([*out_dir.glob("promtool-*.log"), *out_dir.glob("amtool-*.log"),
+                                                   *out_dir.glob("budget-*.yml")])],
+        evidence_empty=tests + extra.tests == 0)
+
+
+def _extra_summary(extra: Extra) -> str:
+    values = {m.name: int(m.value) for m in extra.metrics}
+    parts = []
+    if "budgets_mapped" in values:
+        parts.append(f"{values['budgets_with_alert']}/{values['budgets_mapped']} budgets with an alert")
+    if "routes_checked" in values:
+        parts.append(f"{values['routes_checked']} routes checked ({values.get('routes_misrouted', 0)} misrouted)")
+    extra_findings = len(extra.findings)
+    return (", " + ", ".join(parts) + f" ({extra_findings} findings)") if parts else ""
 
 
 def _rule_counts(spec: Alerts, source: Path) -> tuple[int, int]:

@@ -1,11 +1,19 @@
-"""promtool 2.42 output (tests/fixtures/promtool, stdout + newline + stderr) parsed into problems and findings."""
+"""promtool 2.42 and amtool 0.25 output (tests/fixtures/promtool|amtool, stdout + newline + stderr) parsed."""
 
 from pathlib import Path
 
 import pytest
 
+from releasegate.alert_routes import (
+    config_finding,
+    label_args,
+    parse_check_config,
+    parse_routes,
+    route_finding,
+)
 from releasegate.errors import StageError
 from releasegate.models import Severity
+from releasegate.policy import RouteExpectation
 from releasegate.stages.alerts import count_rules, count_tests, finding, parse_check, parse_test
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "promtool"
@@ -77,3 +85,61 @@ def test_rule_and_test_counts_from_yaml():
     assert count_rules((FIXTURES / "rules.yml").read_text()) == (2, 3)
     assert count_rules((FIXTURES / "badyaml-rules.yml").read_text()) == (0, 0)
     assert count_tests((FIXTURES / "tests-fail.yml").read_text()) == 3
+
+
+# --- amtool 0.25 (tests/fixtures/amtool) ------------------------------------------------------------------------
+
+AMTOOL = Path(__file__).resolve().parents[1] / "fixtures" / "amtool"
+
+
+def amtool_out(name: str) -> str:
+    return (AMTOOL / f"{name}.out").read_text()
+
+
+def test_a_valid_alertmanager_config_has_no_problems():
+    assert parse_check_config(amtool_out("check-config-ok"), "alertmanager.yml") == []
+
+
+@pytest.mark.parametrize(("name", "why"), [("check-config-undefined-receiver", 'undefined receiver "nobody"'),
+                                           ("check-config-badyaml", "did not find expected node content")])
+def test_a_config_that_does_not_load_says_why(name, why):
+    (problem,) = parse_check_config(amtool_out(name), "am.yml")
+
+    assert why in problem
+    assert config_finding("am.yml", problem).severity is Severity.high
+
+
+def test_a_missing_config_is_a_stage_error():
+    with pytest.raises(StageError, match="does not exist"):
+        parse_check_config(amtool_out("check-config-missing"), "missing.yml")
+
+
+@pytest.mark.parametrize(("name", "receivers"), [
+    ("routes-critical", ["pager"]), ("routes-default", ["null-receiver"]),
+    ("routes-misrouted", ["slack-releases"]), ("routes-continue", ["pager", "slack-releases"])])
+def test_resolved_receivers(name, receivers):
+    assert parse_routes(amtool_out(name), "severity=critical") == receivers
+
+
+def test_routes_on_a_config_that_does_not_load_are_a_stage_error():
+    with pytest.raises(StageError, match='undefined receiver "nobody"'):
+        parse_routes(amtool_out("routes-undefined-receiver"), "severity=critical")
+
+
+def test_a_misroute_is_a_blocking_finding_naming_labels_expected_and_actual():
+    expected = RouteExpectation(labels={"severity": "critical", "service": "inventory"}, receivers=["pager"])
+
+    found = route_finding("alerts/alertmanager.yml", expected, parse_routes(amtool_out("routes-misrouted"), "x"))
+
+    assert found.title == "alert {severity=critical, service=inventory} routes to slack-releases, expected pager"
+    assert found.blocking and found.severity is Severity.high and found.data["actual"] == ["slack-releases"]
+
+
+def test_receivers_match_in_any_order():
+    expected = RouteExpectation(labels={"severity": "critical"}, receivers=["slack-releases", "pager"])
+
+    assert route_finding("am.yml", expected, parse_routes(amtool_out("routes-continue"), "x")) is None
+
+
+def test_label_arguments_are_quoted_matchers():
+    assert label_args({"severity": "critical", "team": 'a "b", c'}) == ['severity="critical"', 'team="a \\"b\\", c"']
