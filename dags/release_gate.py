@@ -75,6 +75,12 @@ def release_gate():
         return run_stage(ctx, "locust", env)
 
     @task(**TOOL_RETRIES)
+    def chaos(ctx: dict, env: dict | None) -> dict:
+        from releasegate.airflow_glue import run_stage
+
+        return run_stage(ctx, "chaos", env)
+
+    @task(**TOOL_RETRIES)
     def scan_semgrep(ctx: dict) -> dict:
         from releasegate.airflow_glue import run_stage
 
@@ -125,11 +131,13 @@ def release_gate():
     env = provision(ctx)
     suites = run_suite.partial(ctx=ctx, env=env).expand(stage=plan_suites(ctx))
     load = load_test(ctx, env)
+    faults = chaos(ctx, env)
+    [suites, load] >> faults  # faults would distort measurements and tests: never at the same time
     scans = [scan_semgrep(ctx), scan_pip_audit(ctx), alert_thresholds(ctx)]
     stopped = stop_service(ctx, env)
-    [suites, load] >> stopped
+    [suites, load, faults] >> stopped
     outcome = compile_report(ctx)
-    [suites, load, *scans] >> outcome
+    [suites, load, faults, *scans] >> outcome
     stopped >> outcome
     decide(outcome) >> [notify_go(ctx, outcome), notify_no_go(ctx, outcome)]
 

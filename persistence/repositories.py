@@ -59,6 +59,10 @@ class RunRepository:
         if result.rowcount == 0:
             raise LookupError(f"run {run_id!r} is not recorded — call runs.upsert() when the run starts")
 
+    def evidence_dirs(self) -> list[str]:
+        """The evidence folder of every recorded run (those that have one)."""
+        return [p for p in self.session.scalars(select(Run.evidence_dir).where(Run.evidence_dir != "")) if p]
+
     def latest(self, service: str | None = None, version: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
         query = select(Run.__table__).order_by(Run.started_at.desc(), Run.run_id.desc()).limit(limit)
         if service is not None:

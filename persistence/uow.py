@@ -7,8 +7,10 @@ from typing import Self
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from persistence.audit import AuditRepository
 from persistence.defects import DefectRepository
 from persistence.repositories import NotificationRepository, RunRepository, StageRepository, VerdictRepository
+from persistence.waivers import WaiverRepository
 
 
 class UnitOfWork:
@@ -25,6 +27,8 @@ class UnitOfWork:
         self.verdicts = VerdictRepository(self.session)
         self.defects = DefectRepository(self.session)
         self.notifications = NotificationRepository(self.session)
+        self.audit = AuditRepository(self.session)
+        self.waivers = WaiverRepository(self.session, self.audit)
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     down.add_argument("revision")
     down.set_defaults(func=cmd_db_downgrade)
     dsub.add_parser("current", help="print the schema revision").set_defaults(func=cmd_db_current)
+    add_db_admin_commands(dsub)
 
     runs = sub.add_parser("runs", help="recent gate runs and their verdicts")
     runs.add_argument("--service")
@@ -51,7 +52,62 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--limit", type=int, default=20)
     runs.add_argument("--json", action="store_true")
     runs.set_defaults(func=cmd_runs)
+    add_admin_commands(sub)
     return parser
+
+
+def add_db_admin_commands(dsub) -> None:
+    backup = dsub.add_parser("backup", help="copy the database to FILE (SQLite file, or a pg_dump custom archive)")
+    backup.add_argument("file")
+    backup.set_defaults(func=cmd_db_backup)
+    restore = dsub.add_parser("restore", help="replace the database's contents with a backup FILE")
+    restore.add_argument("file")
+    restore.set_defaults(func=cmd_db_restore)
+    purge = dsub.add_parser("purge", help="delete old runs and their evidence (keeps GO runs and runs an open "
+                                          "defect or a live waiver refers to); audit events are kept")
+    purge.add_argument("--older-than", type=float, required=True, metavar="DAYS")
+    purge.set_defaults(func=cmd_db_purge)
+
+
+def add_admin_commands(sub) -> None:
+    waive = sub.add_parser("waive", help="grant a waiver: let one finding ship until a date")
+    waive.add_argument("fingerprint", help="the defect's fingerprint, or a unique prefix of 8+ characters")
+    waive.add_argument("--service", required=True)
+    waive.add_argument("--reason", required=True)
+    waive.add_argument("--requested-by", required=True)
+    waive.add_argument("--approver", required=True, help="someone other than the requester")
+    waive.add_argument("--expires", required=True, metavar="YYYY-MM-DD", help="the first day it no longer applies")
+    waive.set_defaults(func=cmd_waive)
+
+    waivers = sub.add_parser("waivers", help="list or revoke waivers")
+    wsub = waivers.add_subparsers(dest="waivers_command", required=True)
+    wlist = wsub.add_parser("list", help="every waiver with its status (active, expired, revoked)")
+    wlist.add_argument("--service")
+    wlist.add_argument("--json", action="store_true")
+    wlist.set_defaults(func=cmd_waivers_list)
+    revoke = wsub.add_parser("revoke", help="stop a waiver applying now")
+    revoke.add_argument("id", type=int)
+    revoke.add_argument("--by", required=True)
+    revoke.add_argument("--reason", required=True)
+    revoke.set_defaults(func=cmd_waivers_revoke)
+
+    audit = sub.add_parser("audit", help="the audit trail")
+    asub = audit.add_subparsers(dest="audit_command", required=True)
+    asub.add_parser("verify", help="recompute the hash chain: exit 0 intact, 1 broken").set_defaults(
+        func=cmd_audit_verify)
+
+    defects = sub.add_parser("defects", help="a service's defects and their remediation plans")
+    dfsub = defects.add_subparsers(dest="defects_command", required=True)
+    dlist = dfsub.add_parser("list", help="every defect of a service with its state")
+    dlist.add_argument("--service", required=True)
+    dlist.add_argument("--json", action="store_true")
+    dlist.set_defaults(func=cmd_defects_list)
+    plan = dfsub.add_parser("plan", help="record a defect's remediation plan and owner")
+    plan.add_argument("fingerprint", help="the defect's fingerprint, or a unique prefix of 8+ characters")
+    plan.add_argument("--service", required=True)
+    plan.add_argument("--owner", required=True)
+    plan.add_argument("--plan", required=True)
+    plan.set_defaults(func=cmd_defects_plan)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -127,6 +183,88 @@ def cmd_runs(args: argparse.Namespace) -> int:
     for row in rows:
         print(f"{row['started_at']}  {row['service']} {row['version']}  {row.get('decision') or row['status']}"
               f"  {row['run_id']}")
+    return 0
+
+
+def cmd_db_backup(args: argparse.Namespace) -> int:
+    from releasegate import admin
+
+    print(f"backup written: {admin.backup(args.file)}")
+    return 0
+
+
+def cmd_db_restore(args: argparse.Namespace) -> int:
+    from releasegate import admin
+
+    admin.restore(args.file)
+    print(f"database restored from {args.file}")
+    return 0
+
+
+def cmd_db_purge(args: argparse.Namespace) -> int:
+    from releasegate import admin
+
+    print(admin.describe_purge(admin.purge(args.older_than)))
+    return 0
+
+
+def cmd_waive(args: argparse.Namespace) -> int:
+    from releasegate import admin
+
+    waiver = admin.waive(args.fingerprint, args.service, args.reason, args.requested_by, args.approver,
+                         admin.parse_day(args.expires))
+    print(waiver["id"])
+    return 0
+
+
+def cmd_waivers_list(args: argparse.Namespace) -> int:
+    from releasegate import admin
+
+    rows = admin.list_waivers(service=args.service)
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    for w in rows:
+        print(f"#{w['id']}  {w['status']:<8} {w['service']}  {w['fingerprint'][:16]}  until {w['expires_on']}  "
+              f"approved by {w['approver']} for {w['requested_by']}: {w['reason']}")
+    return 0
+
+
+def cmd_waivers_revoke(args: argparse.Namespace) -> int:
+    from releasegate import admin
+
+    waiver = admin.revoke_waiver(args.id, args.by, args.reason)
+    print(f"waiver #{waiver['id']} revoked by {waiver['revoked_by']}")
+    return 0
+
+
+def cmd_audit_verify(_args: argparse.Namespace) -> int:
+    from releasegate import admin
+
+    result = admin.verify_audit()
+    print(admin.describe_audit(result))
+    return 0 if result["ok"] else 1
+
+
+def cmd_defects_list(args: argparse.Namespace) -> int:
+    from releasegate import admin
+
+    rows = admin.list_defects(args.service)
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    for d in rows:
+        plan = f"  owner {d['owner']}: {d['remediation']}" if d["owner"] else ""
+        print(f"{d['fingerprint'][:16]}  {d['state']:<9} {d['severity']:<8} {d['stage']}: {d['title']}  "
+              f"(seen {d['occurrences']}x, runs {d['first_run_id']} .. {d['last_run_id']}){plan}")
+    return 0
+
+
+def cmd_defects_plan(args: argparse.Namespace) -> int:
+    from releasegate import admin
+
+    defect = admin.plan_defect(args.fingerprint, args.service, args.owner, args.plan)
+    print(f"defect {defect['fingerprint'][:16]} of {args.service}: owner {defect['owner']}")
     return 0
 
 

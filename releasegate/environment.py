@@ -1,7 +1,9 @@
 """Provision the service under test on its own 127.0.0.1 port, and stop it whatever happened.
 
-The service runs detached (its own session) so that it outlives the provisioning task; teardown stops it
-by its process id, after checking the id still belongs to the process this gate started.
+Dependencies (environment.dependencies) start first, each on its own free port and, with `proxy: true`,
+behind the gate's fault-injecting TCP proxy (releasegate.faultproxy); the service reaches one through
+{dep_NAME_url}. Every process runs detached (its own session) so that it outlives the provisioning task;
+teardown stops each by its process id, after checking the id still belongs to the process this gate started.
 """
 
 from __future__ import annotations
@@ -21,11 +23,41 @@ from pydantic import BaseModel, ConfigDict
 
 from releasegate.context import RunContext
 from releasegate.errors import ProvisionError
-from releasegate.policy import Policy, fill, fill_command
+from releasegate.policy import Dependency, HealthCheck, Policy, fill, fill_command
 from releasegate.stages.base import run_tool
 
 log = logging.getLogger("releasegate")
 HOST = "127.0.0.1"
+
+
+class RunningProxy(BaseModel):
+    """The fault-injecting proxy in front of one dependency."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    port: int
+    control_url: str
+    pid: int
+    pid_created: float
+    log_path: str
+
+
+class RunningDependency(BaseModel):
+    """A dependency the gate started; `url` is what the service uses (the proxy's address when there is one)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    host: str
+    port: int
+    url: str
+    direct_url: str
+    pid: int
+    pid_created: float
+    log_path: str
+    stop_signal: str = "SIGTERM"
+    stop_timeout_s: float = 10
+    proxy: RunningProxy | None = None
 
 
 class Environment(BaseModel):
@@ -42,6 +74,10 @@ class Environment(BaseModel):
     env: dict[str, str]
     stop_signal: str = "SIGTERM"
     stop_timeout_s: float = 10
+    dependencies: list[RunningDependency] = []
+
+    def dependency(self, name: str) -> RunningDependency:
+        return next(d for d in self.dependencies if d.name == name)
 
 
 def free_port(host: str = HOST) -> int:
@@ -65,12 +101,31 @@ def service_env(policy: Policy, values: dict[str, str]) -> dict[str, str]:
     return {k: fill(v, values) for k, v in (spec.env if spec else {}).items()}
 
 
+def dependency_values(deps: list[RunningDependency]) -> dict[str, str]:
+    """{dep_NAME_url} {dep_NAME_host} {dep_NAME_port} for the service's own placeholders."""
+    values: dict[str, str] = {}
+    for dep in deps:
+        port = dep.proxy.port if dep.proxy else dep.port
+        values.update({f"dep_{dep.name}_url": dep.url, f"dep_{dep.name}_host": dep.host,
+                       f"dep_{dep.name}_port": str(port)})
+    return values
+
+
 def provision(policy: Policy, ctx: RunContext) -> Environment:
-    spec = policy.environment
-    if spec is None:
+    if policy.environment is None:
         raise ProvisionError(f"{policy.path}: no 'environment' section — nothing to start")
+    deps = start_dependencies(policy, ctx)
+    try:
+        return _provision_service(policy, ctx, deps)
+    except BaseException:
+        stop_dependencies(deps)
+        raise
+
+
+def _provision_service(policy: Policy, ctx: RunContext, deps: list[RunningDependency]) -> Environment:
+    spec = policy.environment
     port = spec.port or free_port()
-    values = placeholders(policy, ctx, port)
+    values = {**placeholders(policy, ctx, port), **dependency_values(deps)}
     env = service_env(policy, values)
     logs = ctx.evidence / "provision"
     _run_setup(policy, ctx, values, env, logs)
@@ -78,15 +133,91 @@ def provision(policy: Policy, ctx: RunContext) -> Environment:
     proc = _start(fill_command(spec.start, values), ctx.source, env, log_path)
     environment = Environment(host=HOST, port=port, base_url=values["base_url"], pid=proc.pid,
                               pid_created=psutil.Process(proc.pid).create_time(), log_path=str(log_path), env=env,
-                              stop_signal=spec.stop_signal, stop_timeout_s=spec.stop_timeout_s)
+                              stop_signal=spec.stop_signal, stop_timeout_s=spec.stop_timeout_s, dependencies=deps)
     try:
         waited = _wait_healthy(fill(spec.health.url, values), spec.health, proc, log_path)
     except ProvisionError:
-        teardown(environment)
+        stop_process(environment.pid, environment.pid_created, environment.stop_signal, environment.stop_timeout_s)
         raise
     log.info("provision: %s %s healthy at %s in %.1f s (pid %s); log: %s", ctx.service, ctx.version,
              environment.base_url, waited, proc.pid, log_path)
     return environment
+
+
+def start_dependencies(policy: Policy, ctx: RunContext) -> list[RunningDependency]:
+    """Start each dependency in order and wait for its health; on any failure stop the ones started."""
+    started: list[RunningDependency] = []
+    try:
+        for dep in policy.environment.dependencies if policy.environment else []:
+            started.append(_start_dependency(policy, ctx, dep))
+    except BaseException:
+        stop_dependencies(started)
+        raise
+    return started
+
+
+def _start_dependency(policy: Policy, ctx: RunContext, dep: Dependency) -> RunningDependency:
+    port = free_port()
+    values = placeholders(policy, ctx, port)
+    cwd = policy.resolve(dep.path) if dep.path else ctx.source
+    log_path = ctx.evidence / "provision" / f"dep-{dep.name}.log"
+    proc = _start(fill_command(dep.start, values), cwd, {k: fill(v, values) for k, v in dep.env.items()}, log_path)
+    running = RunningDependency(name=dep.name, host=HOST, port=port, url=values["base_url"],
+                                direct_url=values["base_url"], pid=proc.pid,
+                                pid_created=psutil.Process(proc.pid).create_time(), log_path=str(log_path),
+                                stop_signal=dep.stop_signal, stop_timeout_s=dep.stop_timeout_s)
+    try:
+        waited = _wait_dependency(dep, values, proc, log_path)
+        if dep.proxy:
+            running.proxy = _start_proxy(ctx, dep.name, port)
+            running.url = f"http://{HOST}:{running.proxy.port}"
+    except BaseException:
+        stop_dependencies([running])
+        raise
+    log.info("provision: dependency %s healthy at %s in %.1f s (pid %s%s); log: %s", dep.name, running.direct_url,
+             waited, proc.pid, f", proxy {running.url}" if running.proxy else "", log_path)
+    return running
+
+
+def _wait_dependency(dep: Dependency, values: dict, proc: subprocess.Popen, log_path: Path) -> float:
+    health = dep.health
+    if health.url:
+        return _wait_healthy(fill(health.url, values), health, proc, log_path)
+    return _wait_tcp(fill(health.tcp or "", values), health, proc, log_path)
+
+
+def _wait_tcp(address: str, health, proc: subprocess.Popen, log_path: Path) -> float:
+    host, _, port = address.rpartition(":")
+    started = time.monotonic()
+    while time.monotonic() - started < health.timeout_s:
+        if proc.poll() is not None:
+            raise ProvisionError(f"{log_path.stem} exited with code {proc.returncode} before it accepted "
+                                 f"connections: {_tail(log_path.read_text(errors='replace'))} — see {log_path}")
+        try:
+            with socket.create_connection((host, int(port)), timeout=1):
+                return time.monotonic() - started
+        except OSError:
+            time.sleep(health.interval_s)
+    raise ProvisionError(f"nothing accepted connections at {address} within {health.timeout_s:g} s — see {log_path}")
+
+
+def _start_proxy(ctx: RunContext, name: str, upstream_port: int) -> RunningProxy:
+    port, control = free_port(), free_port()
+    argv = [sys.executable, "-m", "releasegate.faultproxy", "--listen", f"{HOST}:{port}",
+            "--upstream", f"{HOST}:{upstream_port}", "--control", f"{HOST}:{control}"]
+    log_path = ctx.evidence / "provision" / f"proxy-{name}.log"
+    package_root = str(Path(__file__).resolve().parents[1])
+    pythonpath = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)
+    proc = _start(argv, ctx.evidence, {"PYTHONPATH": pythonpath}, log_path)
+    proxy = RunningProxy(port=port, control_url=f"http://{HOST}:{control}", pid=proc.pid,
+                         pid_created=psutil.Process(proc.pid).create_time(), log_path=str(log_path))
+    try:
+        _wait_healthy(f"{proxy.control_url}/healthz", HealthCheck(url="-", timeout_s=15, interval_s=0.1), proc,
+                      log_path)
+    except BaseException:
+        stop_process(proxy.pid, proxy.pid_created, "SIGTERM", 5)
+        raise
+    return proxy
 
 
 def _run_setup(policy: Policy, ctx: RunContext, values: dict, env: dict, logs: Path) -> None:
@@ -128,27 +259,53 @@ def _wait_healthy(url: str, health, proc: subprocess.Popen, log_path: Path) -> f
 
 
 def teardown(environment: Environment | dict | None) -> str:
-    """Stop the service this gate started; a no-op when it is already gone."""
+    """Stop the service and its dependencies (and their proxies) this gate started; a no-op when they are gone."""
     if environment is None:
         return "nothing to stop"
     env = Environment.model_validate(environment)
-    try:
-        proc = psutil.Process(env.pid)
-        if abs(proc.create_time() - env.pid_created) > 1:
-            return f"pid {env.pid} now belongs to another process: left alone"
-    except psutil.NoSuchProcess:
-        return f"pid {env.pid} already stopped"
-    os.killpg(env.pid, getattr(signal, env.stop_signal))
-    try:
-        proc.wait(timeout=env.stop_timeout_s)
-        outcome = f"stopped pid {env.pid} with {env.stop_signal}"
-    except psutil.TimeoutExpired:
-        os.killpg(env.pid, signal.SIGKILL)
-        proc.wait(timeout=5)
-        outcome = f"killed pid {env.pid} after {env.stop_timeout_s:g} s"
-    _reap_group(env.pid)
+    outcomes = [stop_process(env.pid, env.pid_created, env.stop_signal, env.stop_timeout_s)]
+    outcomes += stop_dependencies(env.dependencies)
+    outcome = "; ".join(outcomes)
     log.info("teardown: %s", outcome)
     return outcome
+
+
+def stop_dependencies(deps: list[RunningDependency]) -> list[str]:
+    outcomes = []
+    for dep in reversed(deps):
+        if dep.proxy:
+            proxy = dep.proxy
+            outcomes.append(f"{dep.name} proxy: " + stop_process(proxy.pid, proxy.pid_created, "SIGTERM", 5))
+        outcomes.append(f"{dep.name}: " + stop_process(dep.pid, dep.pid_created, dep.stop_signal, dep.stop_timeout_s))
+    return outcomes
+
+
+def stop_process(pid: int, created: float, stop_signal: str, timeout_s: float) -> str:
+    """Stop one process this gate started (and its group), by pid, only if the pid is still that process."""
+    try:
+        proc = psutil.Process(pid)
+        if abs(proc.create_time() - created) > 1:
+            return f"pid {pid} now belongs to another process: left alone"
+    except psutil.NoSuchProcess:
+        return f"pid {pid} already stopped"
+    _signal_group(pid, getattr(signal, stop_signal))
+    _signal_group(pid, signal.SIGCONT)  # a process a chaos experiment paused must be able to act on the signal
+    try:
+        proc.wait(timeout=timeout_s)
+        outcome = f"stopped pid {pid} with {stop_signal}"
+    except psutil.TimeoutExpired:
+        _signal_group(pid, signal.SIGKILL)
+        proc.wait(timeout=5)
+        outcome = f"killed pid {pid} after {timeout_s:g} s"
+    _reap_group(pid)
+    return outcome
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _reap_group(pgid: int) -> None:

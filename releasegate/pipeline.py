@@ -52,6 +52,8 @@ def expected_stages(policy: Policy) -> list[ExpectedStage]:
     stages += [ExpectedStage(f"pytest[{s.name}]", s.required) for s in policy.suites]
     if policy.load:
         stages.append(ExpectedStage("locust", policy.load.required))
+    if policy.chaos:
+        stages.append(ExpectedStage("chaos", policy.chaos.required))
     if policy.scans.semgrep:
         stages.append(ExpectedStage("semgrep", policy.scans.semgrep.required))
     if policy.scans.pip_audit:
@@ -126,11 +128,12 @@ def _runner(policy: Policy, name: str) -> Callable[[Policy, RunContext, Environm
 
         suite = next(s for s in policy.suites if f"pytest[{s.name}]" == name)
         return lambda p, c, e: pytest_suites.run(p, c, suite, e)
-    modules = {"locust": "locust_load", "semgrep": "semgrep", "pip-audit": "pip_audit", "alerts": "alerts"}
+    modules = {"locust": "locust_load", "chaos": "chaos", "semgrep": "semgrep", "pip-audit": "pip_audit",
+               "alerts": "alerts"}
     if name not in modules:
         raise KeyError(f"unknown stage {name!r}; the policy plans: {', '.join(stage_names(policy))}")
     module = importlib.import_module(f"releasegate.stages.{modules[name]}")
-    if name == "locust":
+    if name in ("locust", "chaos"):  # these need the running service
         return module.run
     return lambda p, c, e: module.run(p, c)
 

@@ -28,6 +28,7 @@ INSTALL_HINTS = {
     "semgrep": "pip install semgrep (it is in the gate's own dependencies: run `make install`)",
     "pip-audit": "pip install pip-audit (it is in the gate's own dependencies: run `make install`)",
     "locust": "pip install locust (it is in the gate's own dependencies: run `make install`)",
+    "chaos": "pip install chaostoolkit (it is in the gate's own dependencies: run `make install`)",
     "promtool": "apt-get install prometheus (or run scripts/install-system-deps.sh)",
     "amtool": "apt-get install prometheus-alertmanager (or run scripts/install-system-deps.sh)",
 }

@@ -68,7 +68,7 @@ def test_structure_setup_teardown_branch(dagbag):
     dag = dagbag.dags["release_gate"]
     tasks = {t.task_id: t for t in dag.tasks}
     assert {"open_run", "provision", "run_suite", "load_test", "scan_semgrep", "scan_pip_audit", "alert_thresholds",
-            "stop_service", "compile_report", "decide", "notify_go", "notify_no_go"} <= set(tasks)
+            "stop_service", "compile_report", "decide", "notify_go", "notify_no_go", "chaos"} <= set(tasks)
     assert tasks["provision"].is_setup and tasks["stop_service"].is_teardown
     assert tasks["compile_report"].trigger_rule == "all_done"
     assert set(tasks["decide"].downstream_task_ids) == {"notify_go", "notify_no_go"}

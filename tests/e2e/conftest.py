@@ -17,6 +17,10 @@ def quick_policy(tmp_path: Path) -> Path:
     policy["source"]["path"] = str(DEMO_POLICY.parent / "releases" / "{version}")
     policy["scans"]["pip_audit"]["osv_data"] = str(DEMO_POLICY.parent / "advisories.osv.jsonl")
     policy["load"].update(duration_s=3, min_requests=20, remeasure_cooldown_s=0)
+    for dependency in policy["environment"].get("dependencies", []):
+        dependency["path"] = str(DEMO_POLICY.parent / dependency["path"])
+    for experiment in policy.get("chaos", {}).get("experiments", []):
+        experiment["file"] = str(DEMO_POLICY.parent / experiment["file"])
     path = tmp_path / "gate.yaml"
     path.write_text(yaml.safe_dump(policy, sort_keys=False))
     return path

