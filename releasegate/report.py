@@ -321,6 +321,7 @@ def _view_model(ctx: RunContext, policy_digest: str, results: list[StageResult],
                            key=lambda sf: (-sf[1].severity.rank, sf[0], sf[1].rule)),
         "artifacts": [(r.stage, a, _relative(a.path, ctx)) for r in results for a in r.artifacts],
         "register": register, "checklist": checklist,
+        "charts": evidence_charts(ctx.evidence),
         "waivers": verdict.waivers, "defect_changes": verdict.defects, "new_defects": verdict.new_defects,
         "old_defects": verdict.old_defects, "fixed_defects": [d for d in verdict.defects if d.state == "fixed"],
     }
@@ -336,6 +337,28 @@ def _stage_view(result: StageResult, ctx: RunContext) -> dict[str, Any]:
 def utc(moment: datetime) -> datetime:
     """The moment in UTC; a naive datetime is taken to be UTC already."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+CHART_SOURCES = {"series": "locust/series.json", "stress_steps": "locust/stress-steps.json",
+                 "soak": "locust/soak.json", "chaos_timeline": "chaos/timeline.json"}
+
+
+def evidence_charts(folder: Path) -> list[dict[str, Any]]:
+    """Inline SVG charts from the series the stages left in the evidence folder (unreadable ones are skipped)."""
+    from markupsafe import Markup
+
+    from releasegate.charts import run_charts
+
+    docs = {key: _read_json(folder / rel) for key, rel in CHART_SOURCES.items()}
+    return [{"id": c.id, "title": c.title, "svg": Markup(c.svg)} for c in run_charts(**docs)]
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except (OSError, ValueError) as exc:
+        log.warning("report: %s cannot be read for a chart (%s); the chart is left out", path, exc)
+        return None
 
 
 def _relative(path: str, ctx: RunContext) -> str:

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Debian packages the gate needs: promtool (prometheus) and amtool (prometheus-alertmanager).
-# Installs them only when missing; says what it does and how to do it by hand otherwise.
+# Debian packages the gate needs: promtool (prometheus), amtool (prometheus-alertmanager) and, for the
+# report's browser test, a headless Chromium (chromium). Installs them only when missing; says what it
+# does and how to do it by hand otherwise.
 set -euo pipefail
 missing=()
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v amtool   >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
+[ -x /usr/bin/chromium ]           || missing+=(chromium)
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "releasegate: installing Debian packages: ${missing[*]}"
 sudo=""
@@ -15,5 +17,5 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-command -v promtool >/dev/null && command -v amtool >/dev/null
-echo "releasegate: promtool and amtool installed"
+command -v promtool >/dev/null && command -v amtool >/dev/null && [ -x /usr/bin/chromium ]
+echo "releasegate: promtool, amtool and chromium installed"

@@ -1,28 +1,47 @@
 """Load test with Locust, headless: percentiles, error rate and throughput from its CSV, against the budgets.
 
-A breached budget is measured once more after a cool-down before it blocks (one slow moment is not a verdict).
+Three profiles (`load.profile`), all bounded in time and sent only to the service on 127.0.0.1:
+- `load`: steady users for duration_s. A breached budget is measured once more after a cool-down
+  before it blocks (one slow moment is not a verdict).
+- `stress`: users step up (a load shape passed beside the locustfile); the breaking point is the first
+  step where an overall or endpoint budget breaks, and the capacity is the step before it. Breaking is
+  what a stress test is for, so it is a non-blocking finding unless it happens below
+  `stress.min_users_before_break`. Whole-run budgets are not checked (the last steps break them by design).
+- `soak`: a long steady run cut into windows: p95 drift (last window over first) and the growth of the
+  service's memory (RSS of its process and children, sampled every second). Breaches block; the overall
+  and endpoint budgets apply to the whole run as in `load`. Neither stress nor soak re-measures.
+`load.distributed` runs Locust as a master with worker processes (--processes) for any profile.
+Evidence: Locust's CSVs, HTML and JSON, plus series.json (the time series), stress-steps.json, soak.json.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import logging
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+
+import psutil
 
 from releasegate.context import RunContext
 from releasegate.environment import Environment
 from releasegate.errors import StageError
 from releasegate.fingerprint import fingerprint
-from releasegate.models import Artifact, Finding, Metric, StageResult, Status
+from releasegate.models import Artifact, Finding, Metric, Severity, StageResult, Status
 from releasegate.policy import Budgets, Load, Policy
+from releasegate.stages import load_profiles as lp
 from releasegate.stages.base import find_tool, guarded, now, run_tool
 
 log = logging.getLogger("releasegate")
 STAGE = "locust"
 AGGREGATED = "Aggregated"
+SHAPES = Path(__file__).resolve().parent / "locust_shapes"
+STRESS_SHAPE = SHAPES / "releasegate_stress_shape.py"
+PERCENTILE_WINDOW = SHAPES / "releasegate_percentile_window.py"
 
 
 @dataclass(frozen=True)
@@ -40,6 +59,24 @@ class EndpointStats:
         return self.failures / self.requests if self.requests else 0.0
 
 
+@dataclass(frozen=True)
+class Measurement:
+    """One Locust run: final stats per request name and the per-second history."""
+
+    stats: dict[str, EndpointStats]
+    history: list[lp.HistoryRow]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a profile adds to the common result: metrics, findings and the words for the summary line."""
+
+    metrics: list[Metric] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    summary: str = ""
+    budgets_apply: bool = True
+
+
 def run(policy: Policy, ctx: RunContext, env: Environment | None) -> StageResult:
     load = policy.load
     assert load is not None
@@ -51,33 +88,255 @@ def _run(load: Load, ctx: RunContext, env: Environment | None, started: datetime
         raise StageError("the load test needs the running service, but provisioning did not give one — "
                          "see the provision stage")
     folder = ctx.evidence / "locust"
-    stats = _measure(load, ctx, env, folder, attempt=1)
+    if load.profile == "stress":
+        measured = _measure(load, ctx, env, folder, attempt=1)
+        return _result(load, measured, started, 1, folder, _stress(load, measured, folder))
+    if load.profile == "soak":
+        with RssSampler(env.pid, env.pid_created) as rss:
+            measured = _measure(load, ctx, env, folder, attempt=1)
+        return _result(load, measured, started, 1, folder, _soak(load, measured, rss.samples, folder))
+    return _steady(load, ctx, env, folder, started)
+
+
+def _steady(load: Load, ctx: RunContext, env: Environment, folder: Path, started: datetime) -> StageResult:
+    measured = _measure(load, ctx, env, folder, attempt=1)
     attempts = 1
-    if _breaches(load, stats) and load.remeasure_cooldown_s >= 0:
+    if _breaches(load, measured.stats) and load.remeasure_cooldown_s >= 0:
         log.info("locust: budget breached; measuring once more after a %.0f s cool-down", load.remeasure_cooldown_s)
         time.sleep(load.remeasure_cooldown_s)
-        stats = _measure(load, ctx, env, folder, attempt=2)
+        measured = _measure(load, ctx, env, folder, attempt=2)
         attempts = 2
-    return _result(load, stats, started, attempts, folder)
+    return _result(load, measured, started, attempts, folder, Outcome())
 
 
-def _measure(load: Load, ctx: RunContext, env: Environment, folder: Path, attempt: int) -> dict[str, EndpointStats]:
+# --- running Locust ----------------------------------------------------------------------------------
+
+def _measure(load: Load, ctx: RunContext, env: Environment, folder: Path, attempt: int) -> Measurement:
     folder.mkdir(parents=True, exist_ok=True)
     prefix = folder / f"run{attempt}"
     locustfile = ctx.source / load.locustfile
     if not locustfile.is_file():
         raise StageError(f"load.locustfile: {locustfile} not found in the service source — check the path")
-    argv = [find_tool("locust"), "-f", str(locustfile), "--headless", "-u", str(load.users), "-r", f"{load.spawn_rate:g}",
-            "-t", f"{round(load.duration_s)}s", "--host", env.base_url, "--csv", str(prefix),
-            "--csv-full-history", "--html", f"{prefix}-report.html", "--only-summary", "--stop-timeout", "5",
-            "--exit-code-on-error", "0", "--loglevel", "WARNING"]
-    run = run_tool(argv, cwd=ctx.source, timeout_s=load.timeout_s + load.duration_s, log_to=folder / f"run{attempt}.log")
-    stats_csv = Path(f"{prefix}_stats.csv")
-    if run.returncode != 0 or not stats_csv.is_file():
-        raise StageError(f"locust exited {run.returncode} without its stats CSV: "
+    run = run_tool(locust_argv(load, locustfile, env.base_url, prefix), cwd=ctx.source,
+                   timeout_s=load.timeout_s + planned_seconds(load), env=locust_env(load),
+                   log_to=folder / f"run{attempt}.log")
+    stats_csv, history_csv = Path(f"{prefix}_stats.csv"), Path(f"{prefix}_stats_history.csv")
+    if run.returncode != 0 or not stats_csv.is_file() or not history_csv.is_file():
+        raise StageError(f"locust exited {run.returncode} without its stats CSVs: "
                          f"{' | '.join((run.stderr or run.stdout).strip().splitlines()[-5:])[-600:]} — "
                          f"see {folder / f'run{attempt}.log'}")
-    return parse_stats_csv(stats_csv.read_text(encoding="utf-8"), str(stats_csv))
+    measured = Measurement(parse_stats_csv(stats_csv.read_text(encoding="utf-8"), str(stats_csv)),
+                           lp.parse_stats_history(history_csv.read_text(encoding="utf-8"), str(history_csv)))
+    _write_json(folder / "series.json", {"profile": load.profile, "attempt": attempt,
+                                         **lp.time_series(measured.history)})
+    return measured
+
+
+def locust_argv(load: Load, locustfile: Path, base_url: str, prefix: Path) -> list[str]:
+    """Locust's command line for the profile: helper files beside the locustfile, workers if distributed."""
+    files = [str(locustfile)] + [str(p) for p in helper_files(load)]
+    argv = [find_tool("locust"), "-f", ",".join(files), "--headless", "--host", base_url,
+            "--csv", str(prefix), "--csv-full-history", "--html", f"{prefix}-report.html", "--json-file", str(prefix),
+            "--only-summary", "--stop-timeout", "5", "--exit-code-on-error", "0", "--loglevel", "WARNING"]
+    if load.profile != "stress":  # the stress shape sets users and stops the run itself
+        argv += ["-u", str(load.users), "-r", f"{load.spawn_rate:g}", "-t", f"{round(load.duration_s)}s"]
+    if load.distributed is not None:
+        workers = load.distributed.workers
+        argv += ["--processes", "-1" if workers == "auto" else str(workers)]
+    return argv
+
+
+def helper_files(load: Load) -> list[Path]:
+    return {"stress": [STRESS_SHAPE, PERCENTILE_WINDOW], "soak": [PERCENTILE_WINDOW]}.get(load.profile, [])
+
+
+def locust_env(load: Load) -> dict[str, str]:
+    """Parameters for the helper files (they read the environment, not the gate)."""
+    if load.profile == "stress":
+        s = load.stress_spec()
+        return {"RELEASEGATE_STRESS_START_USERS": str(s.start_users), "RELEASEGATE_STRESS_STEP_USERS": str(s.step_users),
+                "RELEASEGATE_STRESS_STEP_DURATION_S": f"{s.step_duration_s:g}",
+                "RELEASEGATE_STRESS_MAX_USERS": str(s.max_users), "RELEASEGATE_STRESS_SPAWN_RATE": f"{load.spawn_rate:g}",
+                "RELEASEGATE_PERCENTILE_WINDOW_S": f"{s.step_duration_s:g}"}
+    if load.profile == "soak":
+        return {"RELEASEGATE_PERCENTILE_WINDOW_S": f"{load.soak_spec().window_s:g}"}
+    return {}
+
+
+def planned_seconds(load: Load) -> float:
+    if load.profile == "stress":
+        s = load.stress_spec()
+        return len(s.targets()) * s.step_duration_s
+    return load.duration_s
+
+
+def _write_json(path: Path, data: object) -> None:
+    path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+
+
+# --- the service's memory during a soak --------------------------------------------------------------
+
+class RssSampler:
+    """Samples the resident memory (MB) of the service process and its children every second, in a thread.
+
+    The process is checked against its creation time, so a recycled pid is never sampled.
+    """
+
+    def __init__(self, pid: int, created: float, interval_s: float = 1.0) -> None:
+        self.pid, self.created, self.interval_s = pid, created, interval_s
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="releasegate-rss", daemon=True)
+
+    def __enter__(self) -> RssSampler:
+        self._started = time.monotonic()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while True:
+            mb = service_rss_mb(self.pid, self.created)
+            if mb is not None:
+                self.samples.append((round(time.monotonic() - self._started, 2), mb))
+            if self._stop.wait(self.interval_s):
+                return
+
+
+def service_rss_mb(pid: int, created: float) -> float | None:
+    """RSS of the process and its children in MB; None when it is gone or is not the one the gate started."""
+    try:
+        proc = psutil.Process(pid)
+        if abs(proc.create_time() - created) > 1:
+            return None
+        procs = [proc, *proc.children(recursive=True)]
+        return round(sum(p.memory_info().rss for p in procs) / 2**20, 2)
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return None
+
+
+# --- stress ------------------------------------------------------------------------------------------
+
+def _stress(load: Load, measured: Measurement, folder: Path) -> Outcome:
+    spec = load.stress_spec()
+    outcome = lp.stress_outcome(measured.history, spec.targets(), load.budgets, load.endpoints)
+    if not outcome.steps:
+        raise StageError(f"the stress run completed no step (targets {spec.targets()} users) — "
+                         f"see {folder / 'run1.log'}")
+    _write_json(folder / "stress-steps.json", stress_document(outcome, spec.targets()))
+    return Outcome(metrics=stress_metrics(outcome, spec.min_users_before_break),
+                   findings=[capacity_finding(load, outcome)], summary=capacity_words(outcome),
+                   budgets_apply=False)
+
+
+def stress_document(outcome: lp.StressOutcome, targets: list[int]) -> dict:
+    broke = outcome.steps[outcome.broke_at] if outcome.broke_at is not None else None
+    return {"targets": targets, "steps": [s.as_dict() for s in outcome.steps],
+            "breaking_users": broke.users if broke else None,
+            "capacity": outcome.capacity.as_dict() if outcome.capacity else None,
+            "breaches": [vars(b) for b in outcome.breaches]}
+
+
+def stress_metrics(outcome: lp.StressOutcome, min_users: int | None) -> list[Metric]:
+    metrics = [Metric(name="stress.steps", value=len(outcome.steps)),
+               Metric(name="stress.max_users_reached", value=outcome.steps[-1].users, unit="users")]
+    cap = outcome.capacity
+    if cap is not None:
+        metrics += [Metric(name="stress.capacity_users", value=cap.users, unit="users"),
+                    Metric(name="stress.capacity_rps", value=round(cap.rps, 2), unit="req/s"),
+                    Metric(name="stress.capacity_p95_ms", value=cap.p95_ms or 0, unit="ms")]
+    if outcome.broke_at is not None:
+        users = outcome.steps[outcome.broke_at].users
+        metrics.append(Metric(name="stress.breaking_users", value=users, unit="users", threshold=min_users,
+                              operator=">=" if min_users else None,
+                              passed=(users >= min_users) if min_users else None))
+    return metrics
+
+
+def capacity_finding(load: Load, outcome: lp.StressOutcome) -> Finding:
+    """Where the service broke (low, or load.severity and blocking below min_users_before_break), or that it
+    held every budget up to max_users (info)."""
+    min_users = load.stress_spec().min_users_before_break
+    if outcome.broke_at is None:
+        return Finding(kind="capacity", rule="stress-held", severity=Severity.info, location="overall",
+                       title=capacity_words(outcome), blocking=False,
+                       fingerprint=fingerprint("capacity", "overall", "stress-held"),
+                       data={"max_users": outcome.steps[-1].users})
+    users = outcome.steps[outcome.broke_at].users
+    blocking = min_users is not None and users < min_users
+    title = capacity_words(outcome) + (f" — below the {min_users} users the policy requires" if blocking else "")
+    return Finding(kind="capacity", rule="stress-breaking-point", severity=load.severity if blocking else Severity.low,
+                   location="overall", title=title, blocking=blocking,
+                   fingerprint=fingerprint("capacity", "overall", "stress-breaking-point"),
+                   data={"breaking_users": users, "min_users_before_break": min_users,
+                         "breaches": [vars(b) for b in outcome.breaches]})
+
+
+def capacity_words(outcome: lp.StressOutcome) -> str:
+    cap = outcome.capacity
+    held = (f"held every budget up to {cap.users} users ({cap.rps:.1f} req/s, p95 {cap.p95_ms or 0:.0f} ms)"
+            if cap else "no step held every budget")
+    if outcome.broke_at is None:
+        return f"stress: {held}; max_users reached without a breach"
+    broke = outcome.steps[outcome.broke_at]
+    first = outcome.breaches[0]
+    return (f"stress: {held}; breaks at {broke.users} users: {first.scope} {first.budget} "
+            f"{_fmt(first.budget, first.value)} vs {first.operator} {_fmt(first.budget, first.threshold)}")
+
+
+# --- soak --------------------------------------------------------------------------------------------
+
+def _soak(load: Load, measured: Measurement, samples: list[tuple[float, float]], folder: Path) -> Outcome:
+    spec = load.soak_spec()
+    windows = lp.soak_windows(measured.history, spec.window_s)
+    drift = lp.drift_ratio(windows)
+    if drift is None:
+        raise StageError(f"the soak gave fewer than two {spec.window_s:g} s windows with traffic — "
+                         f"see {folder / 'run1.log'}")
+    memory = lp.memory_summary(samples)
+    if spec.max_memory_growth_mb is not None and memory is None:
+        raise StageError("the service's memory could not be sampled (pid gone?) — see the provision log")
+    _write_json(folder / "soak.json", {"window_s": spec.window_s, "windows": [w.as_dict() for w in windows],
+                                       "p95_drift_ratio": round(drift, 4), "memory": memory,
+                                       "rss_samples": [list(s) for s in samples]})
+    checks = soak_checks(spec, windows, drift, memory)
+    metrics = [Metric(name="soak.windows", value=len(windows)),
+               Metric(name="soak.p95_first_window_ms", value=windows[0].p95_ms or 0, unit="ms"),
+               Metric(name="soak.p95_last_window_ms", value=windows[-1].p95_ms or 0, unit="ms")]
+    metrics += [_metric(f"soak.{name}", value, limit, "<=", unit) for name, value, limit, unit in checks]
+    metrics += [Metric(name=f"soak.rss_{k}_mb", value=memory[f"{k}_mb"], unit="MB") for k in ("first", "last", "max")
+                ] if memory else []
+    findings = [soak_finding(load, name, value, limit, unit) for name, value, limit, unit in checks
+                if limit is not None and value > limit]
+    words = f"soak: p95 drift ×{drift:.2f} over {len(windows)} windows"
+    words += f", RSS +{memory['growth_mb']:.1f} MB" if memory else ""
+    return Outcome(metrics=metrics, findings=findings, summary=words)
+
+
+def soak_checks(spec, windows: list[lp.Window], drift: float,
+                memory: dict | None) -> list[tuple[str, float, float | None, str]]:
+    checks = [("p95_drift_ratio", round(drift, 4), spec.max_p95_drift_ratio, "ratio")]
+    if memory is not None:
+        checks.append(("rss_growth_mb", memory["growth_mb"], spec.max_memory_growth_mb, "MB"))
+    return checks
+
+
+def soak_finding(load: Load, name: str, value: float, limit: float, unit: str) -> Finding:
+    what = {"p95_drift_ratio": f"p95 drifted ×{value:.2f} from the first window to the last",
+            "rss_growth_mb": f"the service's memory grew by {value:.1f} MB during the soak"}[name]
+    return Finding(kind="budget", rule=name, severity=load.severity, location="overall",
+                   title=f"{what} (limit {limit:g} {unit})", fingerprint=fingerprint("budget", "soak", name),
+                   data={"value": value, "threshold": limit, "operator": "<="})
+
+
+def _metric(name: str, value: float, limit: float | None, operator: str, unit: str) -> Metric:
+    if limit is None:
+        return Metric(name=name, value=value, unit=unit)
+    return Metric(name=name, value=value, unit=unit, threshold=limit, operator=operator,
+                  passed=_holds(value, limit, operator))
 
 
 def parse_stats_csv(text: str, source: str = "stats.csv") -> dict[str, EndpointStats]:
@@ -125,26 +384,27 @@ def _breaches(load: Load, stats: dict[str, EndpointStats]) -> list[tuple[str, st
     return [c for c in _checks(load, stats) if not _holds(c[2], c[3], c[4])]
 
 
-def _result(load: Load, stats: dict[str, EndpointStats], started: datetime, attempts: int,
-            folder: Path) -> StageResult:
+def _result(load: Load, measured: Measurement, started: datetime, attempts: int, folder: Path,
+            outcome: Outcome) -> StageResult:
+    stats = measured.stats
     total = stats[AGGREGATED]
     metrics = [Metric(name="requests", value=total.requests), Metric(name="failures", value=total.failures)]
+    checks = _checks(load, stats) if outcome.budgets_apply else []
     metrics += [Metric(name=f"{scope}.{name}" if scope != "overall" else name, value=round(value, 4),
                        unit=_unit(name), threshold=limit, operator=op, passed=_holds(value, limit, op))
-                for scope, name, value, limit, op in _checks(load, stats)]
-    findings = [_finding(load, *check) for check in _breaches(load, stats)]
-    missing = [n for n in load.endpoints if n not in stats]
-    findings += [_missing_endpoint(load, n) for n in missing]
+                for scope, name, value, limit, op in checks] + outcome.metrics
+    findings = [_finding(load, *c) for c in checks if not _holds(c[2], c[3], c[4])] + outcome.findings
+    findings += [_missing_endpoint(load, n) for n in load.endpoints if n not in stats]
     empty = total.requests < load.min_requests
-    finished = now()
+    blocking = [f for f in findings if f.blocking]
     summary = (f"locust: {total.requests} requests, {total.error_rate:.2%} errors, {total.rps:.1f} req/s, "
-               f"p95 {total.p95_ms:.0f} ms, p99 {total.p99_ms:.0f} ms; {len(findings)} budget(s) breached"
-               f" (attempt {attempts}); csv: {folder}")
+               f"p95 {total.p95_ms:.0f} ms, p99 {total.p99_ms:.0f} ms; {len(blocking)} budget(s) breached"
+               f" (attempt {attempts})" + (f"; {outcome.summary}" if outcome.summary else "") + f"; csv: {folder}")
     if empty:
         summary += f" — fewer than the {load.min_requests} requests the policy requires"
     log.info("%s", summary)
-    return StageResult(stage=STAGE, kind="load", status=Status.failed if findings else Status.passed,
-                       required=load.required, started=started, finished=finished, attempts=attempts,
+    return StageResult(stage=STAGE, kind="load", status=Status.failed if blocking else Status.passed,
+                       required=load.required, started=started, finished=now(), attempts=attempts,
                        summary=summary, metrics=metrics, findings=findings, evidence_empty=empty,
                        artifacts=[Artifact.of(p) for p in sorted(folder.glob("*")) if p.is_file()])
 
