@@ -31,10 +31,11 @@ from releasegate.context import RunContext
 from releasegate.environment import Environment
 from releasegate.errors import StageError
 from releasegate.fingerprint import fingerprint
-from releasegate.models import Artifact, Finding, Metric, Severity, StageResult, Status
-from releasegate.policy import Budgets, Load, Policy
+from releasegate.models import Artifact, Attempt, Finding, Metric, Severity, StageResult, Status
+from releasegate.policy import Budgets, Load, Policy, fill
 from releasegate.stages import load_profiles as lp
 from releasegate.stages.base import find_tool, guarded, now, run_tool
+from releasegate.telemetry import cross_check, scrape
 
 log = logging.getLogger("releasegate")
 STAGE = "locust"
@@ -65,6 +66,8 @@ class Measurement:
 
     stats: dict[str, EndpointStats]
     history: list[lp.HistoryRow]
+    scrapes: tuple[str | None, str | None, str] = (None, None, "")  # /metrics before, after, or why not
+    completed: tuple[int, int] | None = None  # (requests, failures) from Locust's JSON, stop timeout included
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,7 @@ class Outcome:
     findings: list[Finding] = field(default_factory=list)
     summary: str = ""
     budgets_apply: bool = True
+    attempt_log: list[Attempt] = field(default_factory=list)
 
 
 def run(policy: Policy, ctx: RunContext, env: Environment | None) -> StageResult:
@@ -100,13 +104,26 @@ def _run(load: Load, ctx: RunContext, env: Environment | None, started: datetime
 
 def _steady(load: Load, ctx: RunContext, env: Environment, folder: Path, started: datetime) -> StageResult:
     measured = _measure(load, ctx, env, folder, attempt=1)
-    attempts = 1
-    if _breaches(load, measured.stats) and load.remeasure_cooldown_s >= 0:
+    breaches = _breaches(load, measured.stats)
+    attempts = [_attempt_row(load, 1, started, measured, breaches, "")]
+    if breaches and load.remeasure_cooldown_s >= 0:
         log.info("locust: budget breached; measuring once more after a %.0f s cool-down", load.remeasure_cooldown_s)
         time.sleep(load.remeasure_cooldown_s)
+        began = now()
         measured = _measure(load, ctx, env, folder, attempt=2)
-        attempts = 2
-    return _result(load, measured, started, attempts, folder, Outcome())
+        attempts.append(_attempt_row(load, 2, began, measured, _breaches(load, measured.stats),
+                                     f"re-measured after a {load.remeasure_cooldown_s:g} s cool-down: "
+                                     "a breach blocks only if it holds twice"))
+    return _result(load, measured, started, len(attempts), folder, Outcome(attempt_log=attempts))
+
+
+def _attempt_row(load: Load, number: int, started: datetime, measured: Measurement, breaches: list,
+                 remediation: str) -> Attempt:
+    total = measured.stats[AGGREGATED]
+    return Attempt(attempt=number, started=started, finished=now(), scope=f"{load.users} users, {load.duration_s:g} s",
+                   status=Status.failed if breaches else Status.passed, remediation=remediation,
+                   summary=f"{total.requests} requests, p95 {total.p95_ms:.0f} ms, {total.error_rate:.2%} errors, "
+                           f"{total.rps:.1f} req/s; {len(breaches)} budget(s) breached")
 
 
 # --- running Locust ----------------------------------------------------------------------------------
@@ -117,19 +134,59 @@ def _measure(load: Load, ctx: RunContext, env: Environment, folder: Path, attemp
     locustfile = ctx.source / load.locustfile
     if not locustfile.is_file():
         raise StageError(f"load.locustfile: {locustfile} not found in the service source — check the path")
+    before = _scrape(load, env, folder / f"metrics-before-{attempt}.prom")
     run = run_tool(locust_argv(load, locustfile, env.base_url, prefix), cwd=ctx.source,
                    timeout_s=load.timeout_s + planned_seconds(load), env=locust_env(load),
                    log_to=folder / f"run{attempt}.log")
+    after = _scrape(load, env, folder / f"metrics-after-{attempt}.prom")
     stats_csv, history_csv = Path(f"{prefix}_stats.csv"), Path(f"{prefix}_stats_history.csv")
     if run.returncode != 0 or not stats_csv.is_file() or not history_csv.is_file():
         raise StageError(f"locust exited {run.returncode} without its stats CSVs: "
                          f"{' | '.join((run.stderr or run.stdout).strip().splitlines()[-5:])[-600:]} — "
                          f"see {folder / f'run{attempt}.log'}")
     measured = Measurement(parse_stats_csv(stats_csv.read_text(encoding="utf-8"), str(stats_csv)),
-                           lp.parse_stats_history(history_csv.read_text(encoding="utf-8"), str(history_csv)))
+                           lp.parse_stats_history(history_csv.read_text(encoding="utf-8"), str(history_csv)),
+                           (before[0], after[0], before[1] or after[1]), locust_json_totals(Path(f"{prefix}.json")))
     _write_json(folder / "series.json", {"profile": load.profile, "attempt": attempt,
                                          **lp.time_series(measured.history)})
     return measured
+
+
+def _scrape(load: Load, env: Environment, keep: Path) -> tuple[str | None, str]:
+    """The service's own metrics, kept as evidence; (None, why) when the endpoint does not answer."""
+    if load.telemetry is None:
+        return None, ""
+    url = fill(load.telemetry.url, {"base_url": env.base_url, "host": env.host, "port": str(env.port)})
+    try:
+        text = scrape(url, load.telemetry.timeout_s)
+    except StageError as exc:
+        return None, str(exc)
+    keep.write_text(text, encoding="utf-8")
+    return text, ""
+
+
+def _telemetry(load: Load, measured: Measurement) -> tuple[list[Metric], list[Finding]]:
+    """The service's own counters against what Locust saw; missing telemetry is a finding, not an error."""
+    if load.telemetry is None:
+        return [], []
+    before, after, why = measured.scrapes
+    if before is None or after is None:
+        return [], [Finding(kind="telemetry", rule="metrics-endpoint", severity=load.severity, location=load.telemetry.url,
+                            title=f"telemetry: the service's metrics could not be read: {why}",
+                            fingerprint=fingerprint("telemetry", "metrics-endpoint"))]
+    total = measured.stats[AGGREGATED]
+    requests, failures = measured.completed or (total.requests, total.failures)
+    return cross_check(load.telemetry, before, after, requests, failures)
+
+
+def locust_json_totals(path: Path) -> tuple[int, int] | None:
+    """Requests and failures from Locust's --json-file: unlike its CSV, it counts the requests that finished
+    during the stop timeout, which the service's own counters also saw."""
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+        return sum(int(r["num_requests"]) for r in rows), sum(int(r["num_failures"]) for r in rows)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def locust_argv(load: Load, locustfile: Path, base_url: str, prefix: Path) -> list[str]:
@@ -395,6 +452,9 @@ def _result(load: Load, measured: Measurement, started: datetime, attempts: int,
                 for scope, name, value, limit, op in checks] + outcome.metrics
     findings = [_finding(load, *c) for c in checks if not _holds(c[2], c[3], c[4])] + outcome.findings
     findings += [_missing_endpoint(load, n) for n in load.endpoints if n not in stats]
+    telemetry_metrics, telemetry_findings = _telemetry(load, measured)
+    metrics += telemetry_metrics
+    findings += telemetry_findings
     empty = total.requests < load.min_requests
     blocking = [f for f in findings if f.blocking]
     summary = (f"locust: {total.requests} requests, {total.error_rate:.2%} errors, {total.rps:.1f} req/s, "
@@ -406,7 +466,8 @@ def _result(load: Load, measured: Measurement, started: datetime, attempts: int,
     return StageResult(stage=STAGE, kind="load", status=Status.failed if blocking else Status.passed,
                        required=load.required, started=started, finished=now(), attempts=attempts,
                        summary=summary, metrics=metrics, findings=findings, evidence_empty=empty,
-                       artifacts=[Artifact.of(p) for p in sorted(folder.glob("*")) if p.is_file()])
+                       artifacts=[Artifact.of(p) for p in sorted(folder.glob("*")) if p.is_file()],
+                       attempt_log=outcome.attempt_log)
 
 
 def _unit(budget: str) -> str:

@@ -38,3 +38,14 @@ def test_locust_stats_csv_is_read_per_endpoint():
 def test_unreadable_locust_csv_is_a_stage_error(text):
     with pytest.raises(StageError):
         parse_stats_csv(text)
+
+
+def test_locust_json_totals_include_every_request_name():
+    from releasegate.stages.locust_load import locust_json_totals
+
+    requests, failures = locust_json_totals(FIXTURES / "locust" / "soak.json")
+    csv_total = parse_stats_csv((FIXTURES / "locust" / "soak_stats.csv").read_text())[AGGREGATED]
+    # The same run: the JSON also counts requests that completed during Locust's stop timeout.
+    assert requests >= csv_total.requests and failures >= csv_total.failures
+    assert requests - csv_total.requests < 0.1 * csv_total.requests
+    assert locust_json_totals(FIXTURES / "locust" / "missing.json") is None
