@@ -14,7 +14,7 @@ from airflow.sdk import Asset, Param, dag, setup, task, teardown
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RELEASE_READY = Asset("releasegate_release_ready")
-TOOL_RETRIES = {"retries": 1, "retry_delay": timedelta(seconds=5)}
+TOOL_RETRIES = {"retries": 1, "retry_delay": timedelta(seconds=5), "retry_exponential_backoff": True}
 
 DOC = """
 ### release_gate

@@ -63,13 +63,32 @@ def _sqlite_engine(url: URL) -> Engine:
 
 
 def resolve_url(default_sqlite_path: Path) -> str:
-    """$RELEASEGATE_DB_URL, else the Airflow connection ``releasegate_db``, else SQLite at the default path."""
+    """$RELEASEGATE_DB_URL, else the Airflow connection ``releasegate_db``, else SQLite at the default path.
+
+    $RELEASEGATE_DB_SSLMODE (e.g. ``require``, ``verify-full``) sets PostgreSQL's TLS mode by configuration,
+    whatever the URL or connection says.
+    """
     url = os.environ.get(ENV_URL) or _airflow_connection_url()
     if url:
-        return url
+        return with_sslmode(url, os.environ.get("RELEASEGATE_DB_SSLMODE", "").strip())
     path = Path(default_sqlite_path).expanduser().resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path}"
+
+
+SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
+
+def with_sslmode(url: str, sslmode: str) -> str:
+    """The URL with libpq's sslmode set (PostgreSQL only); an unknown mode is refused with the known ones."""
+    if not sslmode:
+        return url
+    if sslmode not in SSLMODES:
+        raise ValueError(f"RELEASEGATE_DB_SSLMODE={sslmode!r} is not a libpq sslmode; use one of {', '.join(SSLMODES)}")
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("postgres"):
+        return url
+    return parsed.update_query_dict({"sslmode": sslmode}).render_as_string(hide_password=False)
 
 
 def _airflow_connection_url() -> str | None:

@@ -18,6 +18,8 @@ def event_key(run_id: str, kind: str, subject: str, payload: dict[str, Any]) -> 
 
 
 def record(uow, kind: str, subject: str, payload: dict[str, Any], at: datetime, run_id: str | None = None,
-           actor: str | None = None) -> None:
-    key = event_key(run_id or "-", kind, subject, payload)
+           actor: str | None = None, identity: dict[str, Any] | None = None) -> None:
+    """`identity`: the part of the payload that makes the change (default: all of it); fields outside it,
+    such as the hash of a manifest that quotes timestamps, are recorded but do not make a new event."""
+    key = event_key(run_id or "-", kind, subject, payload if identity is None else identity)
     uow.audit.append(kind, subject, payload, at, run_id=run_id, actor=actor, key=key)

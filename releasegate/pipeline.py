@@ -175,9 +175,10 @@ def conclude(ctx: RunContext) -> Outcome:
         uow.verdicts.upsert(ctx.run_id, {**verdict.model_dump(mode="json"), "tool_versions": versions,
                                          "manifest_sha256": paths.manifest_sha256, "report_path": str(paths.html)})
         uow.runs.finish(ctx.run_id, "finished", verdict.decision.value, decided_at)
-        record(uow, "verdict", f"{ctx.service}@{ctx.version}", {"decision": verdict.decision.value,
-               "reasons": [r.fingerprint for r in verdict.reasons], "waivers": [w.id for w in verdict.waivers],
-               "manifest_sha256": paths.manifest_sha256}, decided_at, ctx.run_id)
+        decision = {"decision": verdict.decision.value, "reasons": [r.fingerprint for r in verdict.reasons],
+                    "waivers": [w.id for w in verdict.waivers]}
+        record(uow, "verdict", f"{ctx.service}@{ctx.version}", {**decision, "manifest_sha256": paths.manifest_sha256},
+               decided_at, ctx.run_id, identity=decision)
         uow.commit()
     log.info("verdict %s for %s %s: %d reason(s); report: %s", verdict.decision.value, ctx.service, ctx.version,
              len(verdict.reasons), paths.html)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, text
@@ -321,3 +322,29 @@ def count_defects(url: str) -> int:
         total = len(uow.defects.for_service("orders"))
     engine.dispose()
     return total
+
+
+def test_sslmode_comes_from_configuration(monkeypatch, tmp_path):
+    from persistence import resolve_url
+
+    monkeypatch.setenv("RELEASEGATE_DB_URL", "postgresql+psycopg2://gate:pw@db.internal:5432/releasegate")
+    monkeypatch.setenv("RELEASEGATE_DB_SSLMODE", "verify-full")
+    assert resolve_url(tmp_path / "x.db").endswith("/releasegate?sslmode=verify-full")
+    monkeypatch.setenv("RELEASEGATE_DB_SSLMODE", "yes-please")
+    with pytest.raises(ValueError, match="not a libpq sslmode"):
+        resolve_url(tmp_path / "x.db")
+
+
+@pytest.mark.postgres
+def test_sslmode_require_is_enforced_by_the_driver(monkeypatch, pg_url):
+    """The local server has no TLS: 'require' must fail to connect rather than fall back to plain text."""
+    from sqlalchemy.exc import OperationalError
+
+    from persistence import engine_from_url, resolve_url
+
+    monkeypatch.setenv("RELEASEGATE_DB_URL", pg_url)
+    monkeypatch.setenv("RELEASEGATE_DB_SSLMODE", "require")
+    engine = engine_from_url(resolve_url(Path("unused.db")))
+    with pytest.raises(OperationalError, match="SSL"):
+        with engine.connect():
+            pass
