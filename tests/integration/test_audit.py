@@ -14,14 +14,6 @@ from persistence.migrate import ensure_schema
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def engine(db_url):
-    ensure_schema(db_url)
-    engine = engine_from_url(db_url)
-    yield engine
-    engine.dispose()
-
-
 def append(engine, n: int, key_prefix: str | None = None) -> list[dict | None]:
     with UnitOfWork(engine) as uow:
         events = [uow.audit.append("stage.result", f"pytest[unit-{i}]",

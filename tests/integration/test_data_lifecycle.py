@@ -14,21 +14,13 @@ from sqlalchemy.engine import make_url
 from persistence import UnitOfWork, engine_from_url, metadata
 from persistence.backup import BackupError, backup, restore
 from persistence.lifecycle import purge
-from persistence.migrate import current, downgrade, ensure_schema, upgrade
+from persistence.migrate import current, downgrade, upgrade
 from releasegate import store
 from releasegate.cli import main
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 OLD = NOW - timedelta(days=120)
 CUTOFF = NOW - timedelta(days=90)
-
-
-@pytest.fixture
-def engine(db_url):
-    ensure_schema(db_url)
-    engine = engine_from_url(db_url)
-    yield engine
-    engine.dispose()
 
 
 def table_names(url: str) -> set[str]:

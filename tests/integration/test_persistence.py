@@ -19,14 +19,6 @@ from releasegate.models import Decision, Finding, Reason, Severity, StageResult,
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def engine(db_url):
-    ensure_schema(db_url)
-    engine = engine_from_url(db_url)
-    yield engine
-    engine.dispose()
-
-
 def run_dict(run_id: str = "rg-1", version: str = "1.0.0", started: datetime = T0) -> dict:
     return {"run_id": run_id, "service": "orders", "version": version, "policy_path": "/p/gate.yaml",
             "policy_digest": "sha256:abc", "evidence_dir": f"/e/{run_id}", "started_at": started,

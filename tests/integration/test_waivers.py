@@ -7,19 +7,10 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from persistence import UnitOfWork, engine_from_url
-from persistence.migrate import ensure_schema
+from persistence import UnitOfWork
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 EXPIRES = date(2026, 12, 1)
-
-
-@pytest.fixture
-def engine(db_url):
-    ensure_schema(db_url)
-    engine = engine_from_url(db_url)
-    yield engine
-    engine.dispose()
 
 
 def grant(engine, fingerprint: str = "fp-sqli", requested_by: str = "alice", approver: str = "bob",
