@@ -152,7 +152,8 @@ def save_result(ctx: RunContext, result: StageResult) -> None:
 
 def load_results(ctx: RunContext) -> list[StageResult]:
     folder = ctx.evidence / "stages"
-    return [StageResult.model_validate_json(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.json"))]
+    results = [StageResult.model_validate_json(p.read_text(encoding="utf-8")) for p in folder.glob("*.json")]
+    return sorted(results, key=lambda r: (r.started, r.stage))  # the order they ran in
 
 
 def conclude(ctx: RunContext) -> Outcome:
