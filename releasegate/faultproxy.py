@@ -111,9 +111,15 @@ class Proxy:
         with self.lock:
             victims = list(self.active)
             self.resetting.update(victims)
+        # Linger 0 on every socket first: waking one pump thread closes its partner socket at once, which
+        # must already send a reset, not an orderly close.
         for sock in victims:
             try:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            except OSError:
+                pass
+        for sock in victims:
+            try:
                 sock.shutdown(socket.SHUT_RD)
             except OSError:
                 pass
