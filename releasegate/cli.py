@@ -9,7 +9,7 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from releasegate.errors import PolicyError, ReleaseGateError
 
@@ -177,12 +177,17 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
     with store.unit_of_work() as uow:
         rows = uow.runs.latest(service=args.service, version=args.version, limit=args.limit)
-    if args.json:
+    return _print_rows(rows, args.json, lambda row: f"{row['started_at']}  {row['service']} {row['version']}  "
+                                                    f"{row.get('decision') or row['status']}  {row['run_id']}")
+
+
+def _print_rows(rows: list[dict], as_json: bool, line: Callable[[dict], str]) -> int:
+    """A listing: one JSON array, or one line per row."""
+    if as_json:
         print(json.dumps(rows, indent=2, default=str))
-        return 0
-    for row in rows:
-        print(f"{row['started_at']}  {row['service']} {row['version']}  {row.get('decision') or row['status']}"
-              f"  {row['run_id']}")
+    else:
+        for row in rows:
+            print(line(row))
     return 0
 
 
@@ -221,13 +226,9 @@ def cmd_waivers_list(args: argparse.Namespace) -> int:
     from releasegate import admin
 
     rows = admin.list_waivers(service=args.service)
-    if args.json:
-        print(json.dumps(rows, indent=2, default=str))
-        return 0
-    for w in rows:
-        print(f"#{w['id']}  {w['status']:<8} {w['service']}  {w['fingerprint'][:16]}  until {w['expires_on']}  "
-              f"approved by {w['approver']} for {w['requested_by']}: {w['reason']}")
-    return 0
+    return _print_rows(rows, args.json, lambda w: f"#{w['id']}  {w['status']:<8} {w['service']}  "
+                                                  f"{w['fingerprint'][:16]}  until {w['expires_on']}  approved by "
+                                                  f"{w['approver']} for {w['requested_by']}: {w['reason']}")
 
 
 def cmd_waivers_revoke(args: argparse.Namespace) -> int:
@@ -249,15 +250,13 @@ def cmd_audit_verify(_args: argparse.Namespace) -> int:
 def cmd_defects_list(args: argparse.Namespace) -> int:
     from releasegate import admin
 
-    rows = admin.list_defects(args.service)
-    if args.json:
-        print(json.dumps(rows, indent=2, default=str))
-        return 0
-    for d in rows:
-        plan = f"  owner {d['owner']}: {d['remediation']}" if d["owner"] else ""
-        print(f"{d['fingerprint'][:16]}  {d['state']:<9} {d['severity']:<8} {d['stage']}: {d['title']}  "
-              f"(seen {d['occurrences']}x, runs {d['first_run_id']} .. {d['last_run_id']}){plan}")
-    return 0
+    return _print_rows(admin.list_defects(args.service), args.json, _defect_line)
+
+
+def _defect_line(d: dict) -> str:
+    plan = f"  owner {d['owner']}: {d['remediation']}" if d["owner"] else ""
+    return (f"{d['fingerprint'][:16]}  {d['state']:<9} {d['severity']:<8} {d['stage']}: {d['title']}  "
+            f"(seen {d['occurrences']}x, runs {d['first_run_id']} .. {d['last_run_id']}){plan}")
 
 
 def cmd_defects_plan(args: argparse.Namespace) -> int:
