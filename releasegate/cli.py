@@ -269,6 +269,7 @@ def cmd_defects_plan(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # schema checks on start: not news to an operator
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
