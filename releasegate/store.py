@@ -35,6 +35,11 @@ def engine() -> Engine:
     return _engine_for(database_url())
 
 
+def forget_engines() -> None:
+    """Drop cached engines, so the next call migrates and connects afresh (a process switching databases)."""
+    _engine_for.cache_clear()
+
+
 def unit_of_work():
     from persistence import UnitOfWork
 

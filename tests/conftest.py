@@ -76,3 +76,14 @@ def db_url(request: pytest.FixtureRequest) -> str:
     url = request.getfixturevalue("pg_url")
     _empty_pg_schema(url)
     return url
+
+
+@pytest.fixture
+def cli_db(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """RELEASEGATE_DB_URL at the test database, and no engine cached from an earlier test's database."""
+    from releasegate import store
+
+    monkeypatch.setenv("RELEASEGATE_DB_URL", db_url)
+    store.forget_engines()
+    yield db_url
+    store.forget_engines()

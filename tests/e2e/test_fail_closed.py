@@ -44,20 +44,22 @@ def test_semgrep_malformed_output_is_inconclusive(quick_policy, tmp_path):
     assert inconclusive_for(data, "semgrep")
 
 
-def test_pip_audit_malformed_output_is_inconclusive(quick_policy, tmp_path):
-    # Writes garbage where the JSON report should go, and claims success like a confused tool would.
+def fake_pip_audit(tmp_path: Path, report: str) -> str:
+    """A pip-audit that claims success like a confused tool would, writing `report` where its JSON goes."""
     script = 'while [ $# -gt 0 ]; do [ "$1" = "-o" ] && out="$2"; shift; done\n' \
-             'echo "No known vulnerabilities found"; echo "<html>oops" > "$out"; exit 0\n'
-    tool = fake_tool(tmp_path, "pip-audit", script)
+             f'echo "No known vulnerabilities found"; echo {report} > "$out"; exit 0\n'
+    return fake_tool(tmp_path, "pip-audit", script)
+
+
+def test_pip_audit_malformed_output_is_inconclusive(quick_policy, tmp_path):
+    tool = fake_pip_audit(tmp_path, '"<html>oops"')
     code, data = run_cli(quick_policy, "1.0.0", {"RELEASEGATE_PIP_AUDIT_BIN": tool})
     assert (code, data["decision"]) == (3, "INCONCLUSIVE")
     assert inconclusive_for(data, "pip-audit")
 
 
 def test_pip_audit_that_audited_nothing_is_inconclusive(quick_policy, tmp_path):
-    script = 'while [ $# -gt 0 ]; do [ "$1" = "-o" ] && out="$2"; shift; done\n' \
-             'echo "No known vulnerabilities found"; echo \'{"dependencies": [], "fixes": []}\' > "$out"; exit 0\n'
-    tool = fake_tool(tmp_path, "pip-audit", script)
+    tool = fake_pip_audit(tmp_path, '\'{"dependencies": [], "fixes": []}\'')
     code, data = run_cli(quick_policy, "1.0.0", {"RELEASEGATE_PIP_AUDIT_BIN": tool})
     assert (code, data["decision"]) == (3, "INCONCLUSIVE")
     assert inconclusive_for(data, "pip-audit")

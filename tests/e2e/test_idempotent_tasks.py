@@ -43,9 +43,7 @@ def run_all_tasks(params: dict, dag_run_id: str) -> None:
     airflow_glue.notify(ctx, outcome)
 
 
-def test_rerunning_every_task_writes_the_same_rows(quick_policy, db_url, monkeypatch):
-    monkeypatch.setenv("RELEASEGATE_DB_URL", db_url)
-    store._engine_for.cache_clear()  # db_url is a fresh, empty database: migrate it on first use
+def test_rerunning_every_task_writes_the_same_rows(quick_policy, cli_db):
     params = {"service": "inventory", "version": "1.1.0", "policy": str(quick_policy)}
     run_all_tasks(params, "manual__2026-11-24T10:00:00+00:00")
     first = snapshot()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-import pytest
 from sqlalchemy import text
 
 from persistence import UnitOfWork, engine_from_url
@@ -111,17 +110,6 @@ def test_an_event_inserted_behind_the_heads_back_is_caught(engine):
 
 
 # --- the CLI -------------------------------------------------------------------------------------------------
-
-@pytest.fixture
-def cli_db(db_url, monkeypatch):
-    """RELEASEGATE_DB_URL at the test database, and no engine cached from an earlier test's database."""
-    from releasegate import store
-
-    monkeypatch.setenv("RELEASEGATE_DB_URL", db_url)
-    store._engine_for.cache_clear()
-    yield db_url
-    store._engine_for.cache_clear()
-
 
 def test_cli_audit_verify_exit_codes_and_messages(cli_db, capsys):
     from releasegate.cli import main

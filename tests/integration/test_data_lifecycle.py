@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, inspect, select, text
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
 from persistence import UnitOfWork, engine_from_url, metadata
@@ -17,18 +17,11 @@ from persistence.lifecycle import purge
 from persistence.migrate import current, downgrade, upgrade
 from releasegate import store
 from releasegate.cli import main
+from tests.support.db import table_names
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 OLD = NOW - timedelta(days=120)
 CUTOFF = NOW - timedelta(days=90)
-
-
-def table_names(url: str) -> set[str]:
-    engine = engine_from_url(url)
-    try:
-        return set(inspect(engine).get_table_names())
-    finally:
-        engine.dispose()
 
 
 def test_migration_0002_goes_up_down_and_up(db_url):
@@ -107,15 +100,6 @@ def test_purge_keeps_go_defect_and_waiver_runs_and_deletes_the_rest_with_their_r
     assert orphans == dict.fromkeys(orphans, 0)
     assert purge_event["payload"]["run_ids"] == ["expired", "fixed", "plain"]
     assert audit == {"ok": True, "checked": events_before + 1, "first_bad_id": None, "problem": None}
-
-
-@pytest.fixture
-def cli_db(db_url, monkeypatch):
-    """RELEASEGATE_DB_URL at the test database, and no engine cached from an earlier test's database."""
-    monkeypatch.setenv("RELEASEGATE_DB_URL", db_url)
-    store._engine_for.cache_clear()
-    yield db_url
-    store._engine_for.cache_clear()
 
 
 def test_cli_purge_removes_the_evidence_of_purged_runs_only(cli_db, releasegate_home, tmp_path, capsys):

@@ -7,21 +7,13 @@ from pathlib import Path
 import pytest
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import inspect
 
-from persistence import engine_from_url, metadata
+from persistence import metadata
 from persistence.migrate import alembic_config, current, downgrade, ensure_schema, head, upgrade
+from tests.support.db import table_names
 
 REPO = Path(__file__).resolve().parents[2]
 GATE_TABLES = set(metadata.tables)
-
-
-def table_names(url: str) -> set[str]:
-    engine = engine_from_url(url)
-    try:
-        return set(inspect(engine).get_table_names())
-    finally:
-        engine.dispose()
 
 
 def test_upgrade_downgrade_upgrade_from_any_directory(db_url, tmp_path, monkeypatch):

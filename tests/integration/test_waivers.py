@@ -165,17 +165,14 @@ WAIVE = ["--service", "orders", "--reason", "internal only", "--requested-by", "
 
 
 @pytest.fixture
-def cli_db(db_url, monkeypatch):
-    """RELEASEGATE_DB_URL at the test database with two known defects; no engine cached from another test."""
+def cli_db(cli_db):
+    """The shared test database (tests/conftest.py), with two known defects."""
     from releasegate import store
 
-    monkeypatch.setenv("RELEASEGATE_DB_URL", db_url)
-    store._engine_for.cache_clear()
     with UnitOfWork(store.engine()) as uow:
         uow.defects.observe("orders", "r1", [sqli() | {"fingerprint": fp} for fp in (FP_A, FP_B)], set(), T0)
         uow.commit()
-    yield db_url
-    store._engine_for.cache_clear()
+    return cli_db
 
 
 def cli(capsys, *argv: str) -> tuple[int, str, str]:
