@@ -5,12 +5,11 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends prometheus prometheus-alertmanager \
  && rm -rf /var/lib/apt/lists/*
 USER airflow
+# The wheel carries its templates, Semgrep rules and Alembic migrations as package data (pyproject.toml).
 COPY --chown=airflow:root pyproject.toml README.md /opt/releasegate/
 COPY --chown=airflow:root releasegate /opt/releasegate/releasegate
 COPY --chown=airflow:root persistence /opt/releasegate/persistence
 RUN pip install --no-cache-dir "/opt/releasegate" "apache-airflow-providers-celery>=3.8,<4"
-COPY --chown=airflow:root migrations /opt/releasegate/migrations
-COPY --chown=airflow:root alembic.ini /opt/releasegate/alembic.ini
 COPY --chown=airflow:root include /opt/airflow/include
 COPY --chown=airflow:root dags /opt/airflow/dags
 COPY --chown=airflow:root plugins /opt/airflow/plugins

@@ -30,7 +30,7 @@ test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check releasegate persistence migrations dags plugins tests bench scripts
+	$(BIN)/ruff check releasegate persistence dags plugins tests bench scripts
 
 bench: install
 	$(BIN)/python bench/run.py

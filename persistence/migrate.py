@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 
 from alembic import command
@@ -11,14 +12,15 @@ from alembic.script import ScriptDirectory
 
 from persistence.engine import engine_from_url
 
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+# Package data of persistence: a folder in a checkout and in an installed wheel alike.
+MIGRATIONS = Path(str(files("persistence") / "migrations"))
 
 
 def alembic_config(url: str) -> Config:
-    """An Alembic config for the repository's migrations and the database at ``url``."""
+    """An Alembic config for the packaged migrations and the database at ``url``."""
     if not (MIGRATIONS / "env.py").is_file():
-        raise FileNotFoundError(f"{MIGRATIONS}/env.py not found — run from a checkout of releasegate "
-                                "(the migrations folder sits next to persistence/)")
+        raise FileNotFoundError(f"{MIGRATIONS}/env.py not found — the releasegate installation is incomplete: "
+                                "reinstall it (the migrations are package data of persistence)")
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))  # configparser interpolation

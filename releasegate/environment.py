@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import site
 import socket
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import psutil
 import requests
 from pydantic import BaseModel, ConfigDict
 
+import releasegate
 from releasegate.context import RunContext
 from releasegate.errors import ProvisionError
 from releasegate.policy import Dependency, HealthCheck, Policy, fill, fill_command
@@ -206,9 +208,7 @@ def _start_proxy(ctx: RunContext, name: str, upstream_port: int) -> RunningProxy
     argv = [sys.executable, "-m", "releasegate.faultproxy", "--listen", f"{HOST}:{port}",
             "--upstream", f"{HOST}:{upstream_port}", "--control", f"{HOST}:{control}"]
     log_path = ctx.evidence / "provision" / f"proxy-{name}.log"
-    package_root = str(Path(__file__).resolve().parents[1])
-    pythonpath = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)
-    proc = _start(argv, ctx.evidence, {"PYTHONPATH": pythonpath}, log_path)
+    proc = _start(argv, ctx.evidence, child_pythonpath(), log_path)
     proxy = RunningProxy(port=port, control_url=f"http://{HOST}:{control}", pid=proc.pid,
                          pid_created=psutil.Process(proc.pid).create_time(), log_path=str(log_path))
     try:
@@ -227,6 +227,19 @@ def _run_setup(policy: Policy, ctx: RunContext, values: dict, env: dict, logs: P
         if run.returncode != 0:
             raise ProvisionError(f"setup command {i + 1} ({' '.join(argv)}) exited {run.returncode}: "
                                  f"{_tail(run.stderr or run.stdout)} — see {logs / f'setup-{i + 1}.log'}")
+
+
+def child_pythonpath() -> dict[str, str]:
+    """The PYTHONPATH a child Python needs to import the releasegate this process imported.
+
+    Installed (a wheel in site-packages, or editable), the gate's interpreter finds it unaided; a checkout that is
+    only on sys.path (PYTHONPATH, a DAG folder) is not found, so the folder holding the package goes first. A
+    site-packages folder is never put on PYTHONPATH, where it would come before the standard library.
+    """
+    root = Path(releasegate.__file__).resolve().parent.parent
+    if root in {Path(p).resolve() for p in site.getsitepackages()}:
+        return {}
+    return {"PYTHONPATH": os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH")) if p)}
 
 
 def _start(argv: list[str], cwd: Path, env: dict[str, str], log_path: Path) -> subprocess.Popen:

@@ -15,9 +15,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import Environment, PackageLoader, StrictUndefined
 
-import releasegate
 from releasegate.context import RunContext
 from releasegate.fingerprint import fingerprint
 from releasegate.models import Finding, Metric, Reason, Severity, StageResult, Status, Verdict, sha256_file
@@ -58,10 +57,6 @@ class CheckItem:
     item: str
     checked: bool
     evidence: str
-
-
-def templates_dir() -> Path:
-    return Path(releasegate.__file__).resolve().parents[1] / "include" / "templates"
 
 
 def compile_report(ctx: RunContext, policy_digest: str, results: list[StageResult], verdict: Verdict, *,
@@ -384,7 +379,7 @@ def _write_json(path: Path, data: Any) -> None:
 
 
 def template_env() -> Environment:
-    env = Environment(loader=FileSystemLoader(str(templates_dir())), undefined=StrictUndefined,
+    env = Environment(loader=PackageLoader("releasegate", "templates"), undefined=StrictUndefined,
                       autoescape=lambda name: bool(name) and name.endswith((".html.j2", ".html")),
                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters.update(md=md_cell, num=fmt_number, short=lambda fp: (fp or "")[:12])

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +26,7 @@ from typing import Any
 import yaml
 
 from releasegate.context import RunContext
-from releasegate.environment import Environment
+from releasegate.environment import Environment, child_pythonpath
 from releasegate.errors import StageError
 from releasegate.fingerprint import fingerprint
 from releasegate.models import Artifact, Finding, Metric, StageResult, Status
@@ -287,9 +286,7 @@ def var_args(values: dict[str, Any], declared: set[str]) -> list[str]:
 
 def chaos_env() -> dict[str, str]:
     """The experiment's python providers import releasegate; loopback calls never go through an HTTP proxy."""
-    root = str(Path(__file__).resolve().parents[2])
-    pythonpath = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
-    return {"PYTHONPATH": pythonpath, "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+    return {**child_pythonpath(), "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
 
 
 def read_journal(path: Path, output: str) -> dict:

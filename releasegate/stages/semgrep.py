@@ -13,10 +13,10 @@ import logging
 import os
 from collections.abc import Mapping
 from datetime import datetime
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-import releasegate
 from releasegate.context import RunContext
 from releasegate.errors import StageError
 from releasegate.fingerprint import fingerprint, normalise_code, normalise_path
@@ -89,8 +89,8 @@ def _result(spec: Semgrep, started: datetime, findings: list[Finding], scanned: 
 
 
 def builtin_rules_dir() -> Path:
-    """The gate's bundled rules: include/semgrep/ beside the releasegate package."""
-    return Path(releasegate.__file__).resolve().parents[1] / "include" / "semgrep"
+    """The gate's bundled rules: package data of releasegate (releasegate/rules/)."""
+    return Path(str(files("releasegate") / "rules"))
 
 
 def resolve_rules(policy: Policy, rules: list[str]) -> list[Path]:

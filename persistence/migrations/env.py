@@ -12,7 +12,7 @@ from alembic import context
 try:
     import persistence  # noqa: F401
 except ImportError:  # alembic run from a checkout without the package installed
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from persistence.engine import ENV_URL, engine_from_url
 from persistence.tables import metadata
