@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import getpass
 import json
+import logging
+import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,10 +18,11 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from releasegate import store
+from releasegate import store, waiver_rules
 from releasegate.context import gate_home
 from releasegate.errors import ReleaseGateError
 
+log = logging.getLogger("releasegate")
 MIN_PREFIX = 8
 
 
@@ -80,18 +83,56 @@ def parse_day(text: str) -> date:
 
 # --- waivers -------------------------------------------------------------------------------------------------
 
+def caller() -> dict[str, str]:
+    """Who runs this command as the machine sees it (OS user, CI login variables): recorded, never trusted."""
+    return waiver_rules.caller_identity(os.environ, local_user())
+
+
 def waive(fingerprint: str, service: str, reason: str, requested_by: str, approver: str, expires: date,
-          at: datetime | None = None) -> dict[str, Any]:
+          at: datetime | None = None, policy: str | None = None) -> dict[str, Any]:
+    """Grant a waiver under the rules of ``releasegate.waiver_rules`` and the service's ``waivers.max_days``."""
+    at = at or now()
+    max_days = waiver_max_days(service, policy)
+    with refusals():
+        grant = waiver_rules.check_grant(reason, requested_by, approver, expires, at, max_days)
     with store.unit_of_work() as uow, refusals():
         full = resolve_fingerprint(uow, service, fingerprint)
-        waiver = uow.waivers.grant(service, full, reason, requested_by, approver, expires, at or now())
+        waiver = uow.waivers.grant(service, full, grant.reason, grant.requested_by, grant.approver,
+                                   grant.expires_on, at, caller=caller())
         uow.commit()
     return waiver
 
 
+def waiver_max_days(service: str, policy: str | None = None) -> int:
+    """``waivers.max_days`` of the service's policy: the one given, else the one its latest run used, else 90."""
+    from releasegate.policy import load_policy
+
+    if policy is not None:
+        loaded = load_policy(policy)
+        if loaded.service != service:
+            raise AdminError(f"--policy {policy} is the policy of service {loaded.service!r}, not {service!r}: "
+                             "pass the gate.yaml of the service the waiver is for")
+        return loaded.waivers.max_days
+    with store.unit_of_work() as uow:
+        runs = uow.runs.latest(service=service, limit=1)
+    if runs and runs[0].get("policy_path"):
+        try:
+            loaded = load_policy(runs[0]["policy_path"])
+        except ReleaseGateError as exc:
+            log.warning("waiver limit: the policy of %s's latest run (%s) does not load (%s); using the default "
+                        "of %d days — pass --policy to use the service's own", service, runs[0]["policy_path"],
+                        str(exc).splitlines()[0], waiver_rules.DEFAULT_MAX_DAYS)
+        else:
+            if loaded.service == service:
+                return loaded.waivers.max_days
+    return waiver_rules.DEFAULT_MAX_DAYS
+
+
 def revoke_waiver(waiver_id: int, by: str, reason: str, at: datetime | None = None) -> dict[str, Any]:
+    with refusals():
+        revoker, why = waiver_rules.check_revoke(by, reason)
     with store.unit_of_work() as uow, refusals():
-        waiver = uow.waivers.revoke(waiver_id, by, reason, at or now())
+        waiver = uow.waivers.revoke(waiver_id, revoker, why, at or now(), caller=caller())
         uow.commit()
     return waiver
 

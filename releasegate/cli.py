@@ -77,6 +77,8 @@ def add_admin_commands(sub) -> None:
     waive.add_argument("--requested-by", required=True)
     waive.add_argument("--approver", required=True, help="someone other than the requester")
     waive.add_argument("--expires", required=True, metavar="YYYY-MM-DD", help="the first day it no longer applies")
+    waive.add_argument("--policy", help="the service's gate.yaml, for waivers.max_days (default: the policy of "
+                                        "the service's latest run, else 90 days)")
     waive.set_defaults(func=cmd_waive)
 
     waivers = sub.add_parser("waivers", help="list or revoke waivers")
@@ -217,7 +219,7 @@ def cmd_waive(args: argparse.Namespace) -> int:
     from releasegate import admin
 
     waiver = admin.waive(args.fingerprint, args.service, args.reason, args.requested_by, args.approver,
-                         admin.parse_day(args.expires))
+                         admin.parse_day(args.expires), policy=args.policy)
     print(waiver["id"])
     return 0
 

@@ -26,6 +26,7 @@ from pydantic import (
 
 from releasegate.errors import PolicyError
 from releasegate.models import Severity
+from releasegate.waiver_rules import DEFAULT_MAX_DAYS, LIMIT_MAX_DAYS
 
 PLACEHOLDERS = ("version", "port", "host", "base_url", "workdir", "python", "service", "evidence", "run_id")
 Command = list[str] | str
@@ -327,6 +328,13 @@ class Notify(_Spec):
     slack: Slack | None = None
 
 
+class Waivers(_Spec):
+    """Limits on the waivers granted for this service's findings (`releasegate waive`)."""
+
+    max_days: int = Field(DEFAULT_MAX_DAYS, ge=1, le=LIMIT_MAX_DAYS, description="Longest a waiver may last: its expiry at most this many "
+                                                        "days after the day it is granted (UTC).")
+
+
 class DependencyHealth(_Spec):
     """How the gate knows a dependency is ready: an HTTP URL or a TCP connect (both may use its own {port})."""
 
@@ -383,6 +391,7 @@ class Policy(_Spec):
     alerts: Alerts | None = None
     chaos: Chaos | None = None
     notify: Notify = Field(default_factory=Notify)
+    waivers: Waivers = Field(default_factory=Waivers)
 
     _path: Path | None = PrivateAttr(default=None)
     _digest: str = PrivateAttr(default="")

@@ -45,21 +45,6 @@ def _list(engine, at: datetime, service: str | None = "orders") -> list[dict]:
         return uow.waivers.list(service=service, at=at)
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"requested_by": "Alice", "approver": "  alice "}, "cannot approve their own waiver"),
-    ({"reason": "   "}, "needs a reason"),
-    ({"expires_on": T0.date()}, "must expire on a later date"),
-    ({"expires_on": T0.date() - timedelta(days=3)}, "must expire on a later date"),
-])
-def test_refused_grants_say_what_to_change_and_write_nothing(engine, kwargs, message):
-    with pytest.raises(ValueError, match=message):
-        grant(engine, **kwargs)
-
-    assert _list(engine, T0, service=None) == []
-    with UnitOfWork(engine) as uow:
-        assert uow.audit.events() == []
-
-
 def test_a_second_live_waiver_for_the_same_finding_is_refused(engine):
     first = grant(engine)
 
@@ -160,8 +145,9 @@ def test_plan_records_remediation_and_owner_and_for_service_shows_everything(eng
 
 FP_A = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
 FP_B = "a1b2c3d4ffff0718293a4b5c6d7e8f90"
+IN_A_MONTH = (datetime.now(UTC).date() + timedelta(days=30)).isoformat()
 WAIVE = ["--service", "orders", "--reason", "internal only", "--requested-by", "alice", "--approver", "bob",
-         "--expires", "2099-01-01"]
+         "--expires", IN_A_MONTH]
 
 
 @pytest.fixture
@@ -224,3 +210,78 @@ def test_cli_defects_list_and_plan(cli_db, capsys):
         FP_A: (None, None), FP_B: ("team-orders", "bind parameters")}
     assert text_list[1].endswith("owner team-orders: bind parameters")
     assert unknown[0] == 2
+
+
+# --- identities, limits and who ran the command ------------------------------------------------------------------
+
+def waiver_rows_and_events() -> tuple[list, list]:
+    from releasegate import store
+
+    with UnitOfWork(store.engine()) as uow:
+        return uow.waivers.list(service=None), uow.audit.events()
+
+
+@pytest.mark.parametrize(("approver", "message"), [
+    ("b\u043eb", "U+043E CYRILLIC SMALL LETTER O"),       # Cyrillic о: a different person to a computer only
+    ("alice\u200b", "cannot approve their own waiver"),   # zero-width space
+    ("\uff41\uff4c\uff49\uff43\uff45", "cannot approve their own waiver"),  # fullwidth ａｌｉｃｅ
+    ("ALICE\ufeff", "cannot approve their own waiver"),
+])
+def test_cli_refuses_faked_approvers_and_writes_nothing(cli_db, capsys, approver, message):
+    code, out, err = cli(capsys, "waive", FP_A, *WAIVE, "--approver", approver)
+
+    assert (code, out) == (2, "")
+    assert message in err
+    assert waiver_rows_and_events() == ([], [])
+
+
+def test_cli_refuses_an_expiry_beyond_the_limit_naming_it(cli_db, capsys):
+    code, _, err = cli(capsys, "waive", FP_A, *WAIVE, "--expires", "9999-12-31")
+
+    assert code == 2
+    assert "at most 90 days (waivers.max_days" in err and "pick a date on or before" in err
+    assert waiver_rows_and_events() == ([], [])
+
+
+def policy_file(tmp_path, service: str = "orders", max_days: int = 14):
+    path = tmp_path / "gate.yaml"
+    path.write_text(f"service: {service}\nwaivers: {{max_days: {max_days}}}\n")
+    return path
+
+
+def test_the_policy_limit_applies_given_or_from_the_latest_run(cli_db, capsys, tmp_path):
+    from releasegate import store
+
+    policy = policy_file(tmp_path)
+    given = cli(capsys, "waive", FP_A, *WAIVE, "--policy", str(policy))
+    with UnitOfWork(store.engine()) as uow:
+        uow.runs.upsert({"run_id": "r1", "service": "orders", "version": "1.0", "policy_path": str(policy),
+                         "policy_digest": "sha256:x", "evidence_dir": "", "started_at": T0, "status": "finished"})
+        uow.commit()
+    from_run = cli(capsys, "waive", FP_A, *WAIVE)
+    other_service = cli(capsys, "waive", FP_A, *WAIVE, "--policy", str(policy_file(tmp_path, "billing")))
+    two_weeks = (datetime.now(UTC).date() + timedelta(days=14)).isoformat()
+    within = cli(capsys, "waive", FP_A, *WAIVE, "--expires", two_weeks)
+
+    assert given[0] == 2 and "at most 14 days" in given[2]
+    assert from_run[0] == 2 and "at most 14 days" in from_run[2]
+    assert other_service[0] == 2 and "policy of service 'billing', not 'orders'" in other_service[2]
+    assert within[0] == 0
+
+
+def test_grant_and_revoke_store_canonical_names_and_record_who_ran_the_command(cli_db, capsys, monkeypatch):
+    from releasegate import admin
+
+    monkeypatch.setenv("GITHUB_ACTOR", "release-bot")
+    monkeypatch.delenv("GITLAB_USER_LOGIN", raising=False)
+    monkeypatch.delenv("BUILD_USER", raising=False)
+    code, out, _ = cli(capsys, "waive", FP_A, *WAIVE, "--requested-by", " Alice ", "--approver", "\uff22ob")
+    revoked = cli(capsys, "waivers", "revoke", out, "--by", "Carol\u200b", "--reason", "fixed")
+    waivers, events = waiver_rows_and_events()
+
+    assert code == 0 and revoked[0] == 0
+    assert (waivers[0]["requested_by"], waivers[0]["approver"], waivers[0]["revoked_by"]) == ("alice", "bob", "carol")
+    expected_caller = {"github_actor": "release-bot"} | ({"os_user": admin.local_user()} if admin.local_user() else {})
+    assert [(e["kind"], e["actor"], e["payload"]["caller"]) for e in events] == [
+        ("waiver.granted", "bob", expected_caller), ("waiver.revoked", "carol", expected_caller)]
+    assert cli(capsys, "audit", "verify")[0] == 0
