@@ -6,15 +6,27 @@ Trigger with conf {"service": ..., "version": ..., "policy": ...}. Each task is 
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
 import pendulum
-from airflow.sdk import Asset, Param, dag, setup, task, teardown
+from airflow.sdk import Asset, Param, dag, result, setup, task, teardown
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RELEASE_READY = Asset("releasegate_release_ready")
 TOOL_RETRIES = {"retries": 1, "retry_delay": timedelta(seconds=5), "retry_exponential_backoff": True}
+
+# Measurement isolation (docs/decisions/0007): every task that loads the host takes slots of one pool that
+# `scripts/cluster.py` (and the compose init) creates with HOST_SLOTS slots. A task that measures the
+# service takes all of them, so while it measures nothing else of this run, nor of another gate run, runs.
+HOST_POOL = "releasegate_host"
+HOST_SLOTS = 4
+WORK = {"pool": HOST_POOL, "pool_slots": 1}
+MEASURE = {"pool": HOST_POOL, "pool_slots": HOST_SLOTS, "priority_weight": 100, "weight_rule": "absolute"}
+# Tasks that need the provisioned service run where it runs: a queue one worker per host serves (Celery);
+# LocalExecutor ignores queues. Read from the environment, which costs nothing at parse time.
+SERVICE_QUEUE = {"queue": os.environ.get("RELEASEGATE_SERVICE_QUEUE", "default")}
 
 DOC = """
 ### release_gate
@@ -22,6 +34,11 @@ Runs a service's suites, load test, scans and alert-rule tests against its `gate
 **GO**, **NO_GO** or **INCONCLUSIVE** (the gate could not decide: fix its inputs). Evidence, the HTML
 report and `evidence.json` land in the folder the `open_run` task logs. Tool errors are retried once;
 test failures never are (failing tests are rerun inside the suite task to tell flaky from real).
+
+The run ends **success** for GO only: NO_GO and INCONCLUSIVE fail the `enforce_verdict` task, whose log
+names the decision and its top reasons. The `verdict` task is the DAG's result: the verdict JSON that
+`GET /api/v2/dags/release_gate/dagRuns/{run_id}/wait` returns. Suites and scans run first, side by side;
+the load test and then chaos measure alone (pool `releasegate_host`).
 """
 
 
@@ -56,60 +73,66 @@ def release_gate():
         return planned(ctx, "suites")
 
     @setup
-    @task(**TOOL_RETRIES)
+    @task(**TOOL_RETRIES, **WORK, **SERVICE_QUEUE)
     def provision(ctx: dict) -> dict | None:
         from releasegate.airflow_glue import provision as start
 
         return start(ctx)
 
-    @task(**TOOL_RETRIES)
+    @task(**TOOL_RETRIES, **WORK, **SERVICE_QUEUE, map_index_template="{{ stage }}")
     def run_suite(ctx: dict, env: dict | None, stage: str) -> dict:
         from releasegate.airflow_glue import run_stage
 
         return run_stage(ctx, stage, env)
 
-    @task(**TOOL_RETRIES)
+    @task(**TOOL_RETRIES, **MEASURE, **SERVICE_QUEUE)
     def load_test(ctx: dict, env: dict | None) -> dict:
         from releasegate.airflow_glue import run_stage
 
         return run_stage(ctx, "locust", env)
 
-    @task(**TOOL_RETRIES)
+    @task(**TOOL_RETRIES, **MEASURE, **SERVICE_QUEUE)
     def chaos(ctx: dict, env: dict | None) -> dict:
         from releasegate.airflow_glue import run_stage
 
         return run_stage(ctx, "chaos", env)
 
-    @task(**TOOL_RETRIES)
+    @task(**TOOL_RETRIES, **WORK)
     def scan_semgrep(ctx: dict) -> dict:
         from releasegate.airflow_glue import run_stage
 
         return run_stage(ctx, "semgrep", None)
 
-    @task(**TOOL_RETRIES)
+    @task(**TOOL_RETRIES, **WORK)
     def scan_pip_audit(ctx: dict) -> dict:
         from releasegate.airflow_glue import run_stage
 
         return run_stage(ctx, "pip-audit", None)
 
-    @task(**TOOL_RETRIES)
+    @task(**TOOL_RETRIES, **WORK)
     def alert_thresholds(ctx: dict) -> dict:
         from releasegate.airflow_glue import run_stage
 
         return run_stage(ctx, "alerts", None)
 
     @teardown
-    @task
+    @task(**SERVICE_QUEUE)
     def stop_service(ctx: dict, env: dict | None) -> str:
         from releasegate.airflow_glue import stop
 
         return stop(ctx, env)
 
-    @task(trigger_rule="all_done")
+    @task(trigger_rule="all_done", retries=1, **WORK)
     def compile_report(ctx: dict) -> dict:
         from releasegate.airflow_glue import conclude
 
         return conclude(ctx)
+
+    # A suite or scan that could not run must not cost the run its load evidence, yet the load test must
+    # follow them (and a setup task's work tasks keep all_success): this marker waits for all of them.
+    @task(trigger_rule="all_done")
+    def measure_alone() -> None:
+        return None
 
     @task.branch
     def decide(outcome: dict) -> str:
@@ -127,19 +150,39 @@ def release_gate():
 
         return notify(ctx, outcome)
 
+    @result
+    @task(trigger_rule="all_done")
+    def verdict(ctx: dict) -> dict:
+        from releasegate.airflow_glue import verdict_json
+
+        return verdict_json(ctx)
+
+    @task
+    def enforce_verdict(outcome: dict) -> str:
+        from releasegate.airflow_glue import enforce
+
+        return enforce(outcome)
+
     ctx = open_run()
     env = provision(ctx)
     suites = run_suite.partial(ctx=ctx, env=env).expand(stage=plan_suites(ctx))
+    scans = [scan_semgrep(ctx), scan_pip_audit(ctx), alert_thresholds(ctx)]
     load = load_test(ctx, env)
     faults = chaos(ctx, env)
-    [suites, load] >> faults  # faults would distort measurements and tests: never at the same time
-    scans = [scan_semgrep(ctx), scan_pip_audit(ctx), alert_thresholds(ctx)]
+    # Measurements run alone: suites call the service and scans load the host, so both finish first;
+    # chaos would distort the load test, so it comes after it (docs/decisions/0007).
+    [suites, *scans] >> measure_alone.override(task_id="before_load")() >> load
+    load >> measure_alone.override(task_id="before_chaos")() >> faults
     stopped = stop_service(ctx, env)
     [suites, load, faults] >> stopped
     outcome = compile_report(ctx)
     [suites, load, faults, *scans] >> outcome
     stopped >> outcome
-    decide(outcome) >> [notify_go(ctx, outcome), notify_no_go(ctx, outcome)]
+    told = [notify_go(ctx, outcome), notify_no_go(ctx, outcome)]
+    decide(outcome) >> told
+    answer = verdict(ctx)
+    told >> answer
+    enforce_verdict(answer)
 
 
 release_gate()

@@ -75,3 +75,26 @@ def notify(ctx: dict, outcome: dict) -> str:
 
 def _saved(ctx: dict, stage: str):
     return next((r for r in pipeline.load_results(RunContext(**ctx)) if r.stage == stage), None)
+
+
+def verdict_json(ctx: dict) -> dict:
+    """The DAG's result: the same object `releasegate run --json` prints, with the notification's outcome."""
+    context = RunContext(**ctx)
+    outcome = pipeline.load_outcome(context)
+    outcome.notification = pipeline.notification_status(context)
+    return outcome.as_json()
+
+
+def enforce(outcome: dict) -> str:
+    """GO passes; NO_GO and INCONCLUSIVE fail the task (not retried), so the DAG run's state is the answer."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    decision = outcome["decision"]
+    if decision == "GO":
+        log.info("GO for %s %s", outcome["service"], outcome["version"])
+        return decision
+    reasons = outcome.get("reasons", [])
+    top = "; ".join(f"[{r['severity']}] {r['stage']}: {r['message']}" for r in reasons[:3])
+    more = f" (and {len(reasons) - 3} more)" if len(reasons) > 3 else ""
+    raise AirflowFailException(f"{decision} for {outcome['service']} {outcome['version']}: {top}{more} — "
+                               f"report: {outcome.get('report', '')}")

@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--evidence-dir", help="where evidence goes (default: $RELEASEGATE_HOME/evidence/...)")
     run.add_argument("--json", action="store_true", help="print one JSON object with the decision")
     run.set_defaults(func=cmd_run)
+    add_trigger_command(sub)
 
     policy = sub.add_parser("policy", help="check a policy or print its JSON schema")
     psub = policy.add_subparsers(dest="policy_command", required=True)
@@ -54,6 +55,22 @@ def build_parser() -> argparse.ArgumentParser:
     runs.set_defaults(func=cmd_runs)
     add_admin_commands(sub)
     return parser
+
+
+def add_trigger_command(sub) -> None:
+    trigger = sub.add_parser("trigger", help="run the gate on Airflow through its REST API (and wait for the verdict)",
+                             description="Airflow from RELEASEGATE_AIRFLOW_URL; credentials from "
+                                         "RELEASEGATE_AIRFLOW_TOKEN, or RELEASEGATE_AIRFLOW_USERNAME and "
+                                         "RELEASEGATE_AIRFLOW_PASSWORD. With --wait, exit codes as `run`: 0 GO, "
+                                         "1 NO_GO, 3 INCONCLUSIVE, 2 could not trigger or wait.")
+    trigger.add_argument("--service", required=True)
+    trigger.add_argument("--version", required=True)
+    trigger.add_argument("--policy", required=True,
+                         help="the service's gate.yaml as the workers see it (a file that exists here is sent absolute)")
+    trigger.add_argument("--wait", action="store_true", help="wait for the verdict and exit by it")
+    trigger.add_argument("--timeout", type=float, default=3600, metavar="SECONDS", help="longest wait (default 3600)")
+    trigger.add_argument("--json", action="store_true", help="print one JSON object")
+    trigger.set_defaults(func=cmd_trigger)
 
 
 def add_db_admin_commands(dsub) -> None:
@@ -122,6 +139,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         print(_describe(outcome.as_json()))
     return EXIT[outcome.verdict.decision.value]
+
+
+def cmd_trigger(args: argparse.Namespace) -> int:
+    from releasegate import trigger
+
+    api = trigger.AirflowApi.from_environment()
+    run_id = trigger.trigger(api, args.service, args.version, args.policy)
+    if not args.wait:
+        print(json.dumps({"dag_run_id": run_id, "dag_run_state": "queued"}) if args.json else f"triggered {run_id}")
+        return 0
+    print(f"waiting for {run_id} ...", file=sys.stderr, flush=True)
+    data = trigger.answer(run_id, trigger.wait(api, run_id, args.timeout))
+    trigger.note(api, run_id, data)
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        print(_describe({"run_id": run_id, "service": args.service, "version": args.version, "report": "", **data}))
+    return EXIT[data["decision"]]
 
 
 def _describe(data: dict) -> str:

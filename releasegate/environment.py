@@ -77,9 +77,18 @@ class Environment(BaseModel):
     stop_signal: str = "SIGTERM"
     stop_timeout_s: float = 10
     dependencies: list[RunningDependency] = []
+    node: str = ""  # the host the processes run on: only tasks on that host can reach or stop them
 
     def dependency(self, name: str) -> RunningDependency:
         return next(d for d in self.dependencies if d.name == name)
+
+    def require_local(self, what: str) -> None:
+        """Refuse to act on a service that lives on another host (its 127.0.0.1 and pids are not ours)."""
+        here = socket.gethostname()
+        if self.node and self.node != here:
+            raise ProvisionError(f"{what}: the service runs on host {self.node!r} but this task runs on {here!r} — "
+                                 "route the tasks that need the service to one worker per host: set "
+                                 "RELEASEGATE_SERVICE_QUEUE for the DAG and serve that queue on one worker only")
 
 
 def free_port(host: str = HOST) -> int:
@@ -133,7 +142,7 @@ def _provision_service(policy: Policy, ctx: RunContext, deps: list[RunningDepend
     _run_setup(policy, ctx, values, env, logs)
     log_path = logs / "service.log"
     proc = _start(fill_command(spec.start, values), ctx.source, env, log_path)
-    environment = Environment(host=HOST, port=port, base_url=values["base_url"], pid=proc.pid,
+    environment = Environment(host=HOST, port=port, base_url=values["base_url"], pid=proc.pid, node=socket.gethostname(),
                               pid_created=psutil.Process(proc.pid).create_time(), log_path=str(log_path), env=env,
                               stop_signal=spec.stop_signal, stop_timeout_s=spec.stop_timeout_s, dependencies=deps)
     try:
@@ -276,6 +285,7 @@ def teardown(environment: Environment | dict | None) -> str:
     if environment is None:
         return "nothing to stop"
     env = Environment.model_validate(environment)
+    env.require_local("teardown")
     outcomes = [stop_process(env.pid, env.pid_created, env.stop_signal, env.stop_timeout_s)]
     outcomes += stop_dependencies(env.dependencies)
     outcome = "; ".join(outcomes)

@@ -115,7 +115,14 @@ def run_stage(ctx: RunContext, name: str, env: Environment | dict | None) -> Sta
     """Run one stage by its name, save its result as evidence and in the database."""
     policy = policy_of(ctx)
     environment = Environment.model_validate(env) if env else None
-    result = _runner(policy, name)(policy, ctx, environment)
+    try:
+        if environment is not None:
+            environment.require_local(name)
+    except ProvisionError as exc:
+        result = StageResult(stage=name, kind="environment", status=Status.error, started=now(), finished=now(),
+                             summary=f"{name}: could not reach the service", error=str(exc))
+    else:
+        result = _runner(policy, name)(policy, ctx, environment)
     save_result(ctx, result)
     return result
 
@@ -248,6 +255,13 @@ def notify(ctx: RunContext, outcome: Outcome) -> str:
         uow.commit()
     outcome.notification = result.status
     return result.status
+
+
+def notification_status(ctx: RunContext) -> str:
+    """How the run's notification went ('' when none was attempted yet)."""
+    with store.unit_of_work() as uow:
+        rows = uow.notifications.for_run(ctx.run_id)
+    return ", ".join(sorted({r["status"] for r in rows}))
 
 
 def _report_link(policy: Policy, ctx: RunContext, outcome: Outcome) -> str:

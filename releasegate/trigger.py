@@ -1,0 +1,134 @@
+"""`releasegate trigger`: a release train asks Airflow for a verdict through its REST API and waits for it.
+
+Where Airflow is and who is asking come from the environment (what `scripts/cluster.py up` prints):
+RELEASEGATE_AIRFLOW_URL (e.g. http://127.0.0.1:8080), and either RELEASEGATE_AIRFLOW_TOKEN (a bearer token)
+or RELEASEGATE_AIRFLOW_USERNAME and RELEASEGATE_AIRFLOW_PASSWORD (exchanged at /auth/token).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import requests
+
+from releasegate.errors import ReleaseGateError
+
+log = logging.getLogger("releasegate")
+DAG_ID = "release_gate"
+RESULT_TASK = "verdict"
+FINISHED = ("success", "failed", "canceled")
+
+
+class TriggerError(ReleaseGateError):
+    """Airflow could not be reached, refused the request, or the run could not be followed."""
+
+
+@dataclass(frozen=True)
+class AirflowApi:
+    url: str
+    token: str
+    timeout_s: float = 30
+
+    @classmethod
+    def from_environment(cls) -> AirflowApi:
+        url = os.environ.get("RELEASEGATE_AIRFLOW_URL", "").rstrip("/")
+        if not url:
+            raise TriggerError("RELEASEGATE_AIRFLOW_URL is not set — export the Airflow API server's address, e.g. "
+                               "http://127.0.0.1:8080 (scripts/cluster.py up prints it)")
+        token = os.environ.get("RELEASEGATE_AIRFLOW_TOKEN") or _login(url)
+        return cls(url, token)
+
+    def call(self, method: str, path: str, **kwargs) -> requests.Response:
+        try:
+            response = requests.request(method, f"{self.url}{path}", timeout=kwargs.pop("timeout", self.timeout_s),
+                                        headers={"Authorization": f"Bearer {self.token}"}, **kwargs)
+        except requests.RequestException as exc:
+            raise TriggerError(f"{method} {self.url}{path}: {type(exc).__name__}: {exc}") from None
+        if response.status_code >= 400:
+            raise TriggerError(f"{method} {self.url}{path}: HTTP {response.status_code}: {_detail(response)}")
+        return response
+
+
+def _login(url: str) -> str:
+    user, password = os.environ.get("RELEASEGATE_AIRFLOW_USERNAME"), os.environ.get("RELEASEGATE_AIRFLOW_PASSWORD")
+    if not user or not password:
+        raise TriggerError("no Airflow credentials: set RELEASEGATE_AIRFLOW_TOKEN, or RELEASEGATE_AIRFLOW_USERNAME "
+                           "and RELEASEGATE_AIRFLOW_PASSWORD")
+    try:
+        response = requests.post(f"{url}/auth/token", json={"username": user, "password": password}, timeout=30)
+    except requests.RequestException as exc:
+        raise TriggerError(f"POST {url}/auth/token: {type(exc).__name__}: {exc}") from None
+    if response.status_code >= 400:
+        raise TriggerError(f"POST {url}/auth/token as {user!r}: HTTP {response.status_code}: {_detail(response)}")
+    return response.json()["access_token"]
+
+
+def _detail(response: requests.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300]
+    return str(body.get("detail", body))[:300] if isinstance(body, dict) else str(body)[:300]
+
+
+def conf_policy(policy: str) -> str:
+    """A policy path that exists here is sent absolute; anything else as given (relative to the gate's checkout)."""
+    path = Path(policy)
+    return str(path.resolve()) if not path.is_absolute() and path.is_file() else policy
+
+
+def trigger(api: AirflowApi, service: str, version: str, policy: str) -> str:
+    dag = api.call("GET", f"/api/v2/dags/{DAG_ID}").json()
+    if dag.get("is_paused"):
+        raise TriggerError(f"the {DAG_ID} DAG is paused, so a run would wait forever — unpause it in the UI or "
+                           f"with `airflow dags unpause {DAG_ID}`")
+    conf = {"service": service, "version": version, "policy": conf_policy(policy)}
+    run = api.call("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": conf}).json()
+    log.info("triggered %s run %s for %s %s", DAG_ID, run["dag_run_id"], service, version)
+    return run["dag_run_id"]
+
+
+def wait(api: AirflowApi, run_id: str, timeout_s: float, interval_s: float = 2.0) -> dict:
+    """Follow the wait endpoint's NDJSON stream to the run's final line: {"state": ..., "results": {...}}."""
+    path = f"/api/v2/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}/wait"
+    response = api.call("GET", path, params={"interval": interval_s, "result": RESULT_TASK}, stream=True,
+                        timeout=(api.timeout_s, timeout_s))
+    last: dict = {}
+    try:
+        for line in response.iter_lines(decode_unicode=True):
+            if line.strip():
+                last = json.loads(line)
+                log.info("run %s: %s", run_id, last.get("state"))
+    except requests.RequestException as exc:
+        raise TriggerError(f"waiting for run {run_id}: {type(exc).__name__}: {exc} — the run goes on; follow it "
+                           "in the Airflow UI") from None
+    if last.get("state") not in FINISHED:
+        raise TriggerError(f"the wait for run {run_id} ended with state {last.get('state')!r} — the run goes on; "
+                           "follow it in the Airflow UI")
+    return last
+
+
+def answer(run_id: str, final: dict) -> dict:
+    """The verdict JSON (as `releasegate run --json` prints it) plus the DAG run's id and state."""
+    verdict = (final.get("results") or {}).get(RESULT_TASK)
+    if not isinstance(verdict, dict):
+        verdict = {"decision": "INCONCLUSIVE", "reasons": [{
+            "stage": "airflow", "severity": "critical", "fingerprint": "",
+            "message": f"the DAG run ended {final.get('state')} without a verdict — read its task logs"}]}
+    return {**verdict, "dag_run_id": run_id, "dag_run_state": final.get("state")}
+
+
+def note(api: AirflowApi, run_id: str, result: dict) -> None:
+    """Show the decision on the run in the Airflow UI; a failure here never changes the answer."""
+    reasons = result.get("reasons", [])
+    text = f"**{result['decision']}**" + "".join(f"\n- {r['stage']}: {r['message']}" for r in reasons[:5])
+    try:
+        api.call("PATCH", f"/api/v2/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}", json={"note": text[:1000]},
+                 params={"update_mask": "note"})
+    except TriggerError as exc:
+        log.warning("could not set the run's note: %s", exc)
