@@ -267,7 +267,10 @@ def notification_status(ctx: RunContext) -> str:
 def _report_link(policy: Policy, ctx: RunContext, outcome: Outcome) -> str:
     slack = policy.notify.slack
     if slack and slack.report_url:
-        return slack.report_url.format(service=ctx.service, version=ctx.version, run_id=safe_name(ctx.run_id))
+        from releasegate.policy import render_report_url  # the renderer `policy check` validated it with
+
+        return render_report_url(slack.report_url, service=ctx.service, version=ctx.version,
+                                 run_id=safe_name(ctx.run_id))
     return outcome.report
 
 

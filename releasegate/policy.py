@@ -9,9 +9,12 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import math
 import re
+import shlex
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import quote, urlsplit
 
 import yaml
 from pydantic import (
@@ -19,6 +22,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    StringConstraints,
     ValidationError,
     field_validator,
     model_validator,
@@ -29,11 +33,24 @@ from releasegate.models import Severity
 from releasegate.waiver_rules import DEFAULT_MAX_DAYS, LIMIT_MAX_DAYS
 
 PLACEHOLDERS = ("version", "port", "host", "base_url", "workdir", "python", "service", "evidence", "run_id")
+REPORT_URL_PLACEHOLDERS = ("service", "version", "run_id")
 Command = list[str] | str
+EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+Env = dict[EnvName, str]
+
+# What a policy may be: hostile files are refused before they cost memory or time (docs/policy.md, "Limits").
+MAX_POLICY_BYTES = 1024 * 1024    # 1 MiB
+MAX_NESTING = 32                  # mappings and lists inside each other
+MAX_NODES = 10_000                # values, keys, lists and mappings in all (a real policy has a few hundred)
+MAX_PROBLEMS_SHOWN = 20
+MAX_TIMEOUT_S = 86400.0           # every *timeout_s: one day at most
+MAX_INTERVAL_S = 60.0             # every interval_s
+MAX_COOLDOWN_S = 3600.0           # load.remeasure_cooldown_s
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    # finite numbers only: .inf / .nan in a policy are refused, never read as "wait forever"
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
 
 
 class Source(_Spec):
@@ -48,8 +65,8 @@ class Source(_Spec):
 class HealthCheck(_Spec):
     url: str = Field(description="URL that answers when the service is ready, e.g. http://{host}:{port}/healthz")
     expect_status: int = 200
-    timeout_s: float = Field(60, gt=0, description="How long to wait for health before provisioning fails.")
-    interval_s: float = Field(0.5, gt=0)
+    timeout_s: float = Field(60, gt=0, le=MAX_TIMEOUT_S, description="How long to wait for health before provisioning fails.")
+    interval_s: float = Field(0.5, gt=0, le=MAX_INTERVAL_S)
 
 
 class EnvironmentSpec(_Spec):
@@ -59,12 +76,12 @@ class EnvironmentSpec(_Spec):
     setup: list[Command] = Field(
         default_factory=list, description="Commands run in the workspace before start (migrations, fixtures).")
     start: Command = Field(description="Command that serves the app on {port}, e.g. '{python} -m flask run -p {port}'.")
-    env: dict[str, str] = Field(
+    env: Env = Field(
         default_factory=dict, description="Environment for setup, start and the suites (e.g. DATABASE_URL).")
     port: int | None = Field(None, ge=1, le=65535, description="Fixed port; default: a free 127.0.0.1 port.")
     health: HealthCheck
     stop_signal: Literal["SIGTERM", "SIGINT", "SIGQUIT"] = "SIGTERM"
-    stop_timeout_s: float = Field(10, gt=0, description="Grace period before the gate kills the service.")
+    stop_timeout_s: float = Field(10, gt=0, le=MAX_TIMEOUT_S, description="Grace period before the gate kills the service.")
     dependencies: list[Dependency] = Field(
         default_factory=list, description="Services started first, each on its own free port; the service finds "
         "one through {dep_NAME_url} / {dep_NAME_port} (the proxy's address when proxy is true).")
@@ -79,7 +96,7 @@ class Suite(_Spec):
         default_factory=lambda: ["{python}", "-m", "pytest"], description="Test command; the gate adds --junitxml.")
     paths: list[str] = Field(default_factory=list, description="Test files or folders, e.g. ['tests.py'].")
     args: list[str] = Field(default_factory=list, description="Extra arguments, e.g. ['-p', 'no:cov', '-W', 'default'].")
-    env: dict[str, str] = Field(default_factory=dict)
+    env: Env = Field(default_factory=dict)
     junit: str | None = Field(
         None, description="Where the command writes JUnit XML itself (non-pytest runners); default: the gate asks pytest.")
     needs_service: bool = Field(False, description="Start the service first; the suite gets RELEASEGATE_BASE_URL.")
@@ -87,7 +104,7 @@ class Suite(_Spec):
     retries: int = Field(0, ge=0, le=5, description="Reruns of failing tests only; a pass on rerun is flaky.")
     flaky_blocks: bool = Field(False, description="Whether a flaky test blocks the release.")
     min_tests: int = Field(1, ge=0, description="Fewer collected tests than this is missing evidence.")
-    timeout_s: float = Field(900, gt=0)
+    timeout_s: float = Field(900, gt=0, le=MAX_TIMEOUT_S)
     exit_codes_ok: list[int] = Field(
         default_factory=lambda: [0, 1],
         description="Exit codes that still count as 'ran' (1: tests failed). Others with no failing test are findings.")
@@ -171,7 +188,7 @@ class Telemetry(_Spec):
         default_factory=lambda: {"endpoint": ["/metrics"]},
         description="Label values whose series do not count, e.g. {endpoint: [/metrics]}.")
     tolerance: float = Field(0.05, ge=0, le=1, description="Allowed relative difference, e.g. 0.05 for 5 %.")
-    timeout_s: float = Field(5, gt=0, description="Per scrape.")
+    timeout_s: float = Field(5, gt=0, le=MAX_TIMEOUT_S, description="Per scrape.")
     severity: Severity = Field(Severity.high, description="Severity of a missing metric or a disagreeing counter.")
 
 
@@ -179,14 +196,14 @@ class Load(_Spec):
     locustfile: str = Field(description="Locust file, relative to the service source.")
     profile: Literal["load", "stress", "soak"] = "load"
     users: int = Field(10, ge=1, le=1000)
-    spawn_rate: float = Field(10, gt=0)
+    spawn_rate: float = Field(10, gt=0, le=1000)
     duration_s: float = Field(20, gt=0, le=7200)
     min_requests: int = Field(50, ge=1, description="Fewer requests than this is missing evidence.")
     budgets: Budgets
     endpoints: dict[str, Budgets] = Field(default_factory=dict, description="Budgets per Locust request name.")
-    remeasure_cooldown_s: float = Field(5, ge=0, description="Pause before re-measuring a breached budget.")
+    remeasure_cooldown_s: float = Field(5, ge=0, le=MAX_COOLDOWN_S, description="Pause before re-measuring a breached budget.")
     required: bool = True
-    timeout_s: float = Field(600, gt=0)
+    timeout_s: float = Field(600, gt=0, le=MAX_TIMEOUT_S)
     severity: Severity = Severity.high
     stress: Stress | None = Field(None, description="Steps for profile stress; default: Stress's defaults.")
     soak: Soak | None = Field(None, description="Windows and limits for profile soak; default: Soak's defaults.")
@@ -216,7 +233,7 @@ class Semgrep(_Spec):
     exclude: list[str] = Field(default_factory=lambda: ["tests", "test_*.py", "tests.py"])
     blocking_severity: Severity = Severity.high
     required: bool = True
-    timeout_s: float = Field(300, gt=0)
+    timeout_s: float = Field(300, gt=0, le=MAX_TIMEOUT_S)
 
 
 class PipAudit(_Spec):
@@ -231,7 +248,7 @@ class PipAudit(_Spec):
     unknown_severity: Severity = Field(Severity.high, description="Severity for advisories that carry none.")
     blocking_severity: Severity = Severity.high
     required: bool = True
-    timeout_s: float = Field(300, gt=0)
+    timeout_s: float = Field(300, gt=0, le=MAX_TIMEOUT_S)
 
     @model_validator(mode="after")
     def _one_source(self) -> PipAudit:
@@ -314,7 +331,7 @@ class Alerts(_Spec):
         default_factory=AlertBudgets, description="Alerts covering load budgets (needs load.budgets).")
     alertmanager: Alertmanager | None = None
     required: bool = True
-    timeout_s: float = Field(120, gt=0)
+    timeout_s: float = Field(120, gt=0, le=MAX_TIMEOUT_S)
 
 
 class Slack(_Spec):
@@ -341,8 +358,8 @@ class DependencyHealth(_Spec):
     url: str | None = Field(None, description="e.g. http://{host}:{port}/healthz")
     tcp: str | None = Field(None, description="host:port that accepts connections, e.g. {host}:{port}")
     expect_status: int = 200
-    timeout_s: float = Field(30, gt=0)
-    interval_s: float = Field(0.25, gt=0)
+    timeout_s: float = Field(30, gt=0, le=MAX_TIMEOUT_S)
+    interval_s: float = Field(0.25, gt=0, le=MAX_INTERVAL_S)
 
     @model_validator(mode="after")
     def _one_check(self) -> DependencyHealth:
@@ -357,11 +374,11 @@ class Dependency(_Spec):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="Short id; the service's placeholders use it.")
     path: str | None = Field(None, description="Folder to start in, relative to the policy; default: the workspace.")
     start: Command = Field(description="Command serving the dependency on its own {port}.")
-    env: dict[str, str] = Field(default_factory=dict)
+    env: Env = Field(default_factory=dict)
     health: DependencyHealth
     proxy: bool = Field(False, description="Put the gate's fault-injecting TCP proxy in front (for chaos).")
     stop_signal: Literal["SIGTERM", "SIGINT", "SIGQUIT"] = "SIGTERM"
-    stop_timeout_s: float = Field(10, gt=0)
+    stop_timeout_s: float = Field(10, gt=0, le=MAX_TIMEOUT_S)
 
 
 class ChaosExperiment(_Spec):
@@ -376,7 +393,7 @@ class Chaos(_Spec):
 
     experiments: list[ChaosExperiment] = Field(min_length=1)
     required: bool = True
-    timeout_s: float = Field(300, gt=0, description="Per experiment.")
+    timeout_s: float = Field(300, gt=0, le=MAX_TIMEOUT_S, description="Per experiment.")
 
 
 class Policy(_Spec):
@@ -442,37 +459,170 @@ def json_schema() -> dict[str, Any]:
 
 
 def load_policy(path: str | Path) -> Policy:
-    """Read and validate a policy file; every problem becomes one PolicyError that says how to fix it."""
+    """Read and validate a policy file; every problem becomes one PolicyError that says how to fix it.
+
+    Hostile files are refused with a message, never a traceback: more than MAX_POLICY_BYTES, not UTF-8,
+    anchors and aliases, duplicate keys, nesting deeper than MAX_NESTING, tags beyond JSON's types,
+    control characters, a bool where a number belongs, infinite or unbounded durations, and templates
+    (report_url, commands) that would not render at run time.
+    """
     file = Path(path)
-    if not file.is_file():
-        raise PolicyError(f"{file}: policy file not found — pass the path of the service's gate.yaml")
-    text = file.read_text(encoding="utf-8")
+    raw = _read_bytes(file)
+    text = _decode(file, raw)
     data, lines = _parse_yaml(file, text)
     try:
-        policy = Policy.model_validate(data)
+        # JSON-mode strict validation: no bool for a number, no "8080" for an int; enums by their value
+        policy = Policy.model_validate_json(json.dumps(data, allow_nan=True), strict=True)
     except ValidationError as exc:
         raise PolicyError(_explain(file, exc, lines)) from None
     _check_placeholders(file, data, known=PLACEHOLDERS + dependency_placeholders(policy))
+    _check_templates(file, policy, lines)
     policy._path = file.resolve()
-    policy._digest = "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+    policy._digest = "sha256:" + hashlib.sha256(raw).hexdigest()
     return policy
 
 
-def _parse_yaml(file: Path, text: str) -> tuple[Any, dict[tuple, int]]:
+def _read_bytes(file: Path) -> bytes:
+    if not file.is_file():
+        raise PolicyError(f"{file}: policy file not found — pass the path of the service's gate.yaml")
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        with file.open("rb") as handle:
+            raw = handle.read(MAX_POLICY_BYTES + 1)
+    except OSError as exc:
+        raise PolicyError(f"{file}: cannot read the policy ({exc.strerror or exc}) — check its permissions") from None
+    if len(raw) > MAX_POLICY_BYTES:
+        raise PolicyError(f"{file}: the policy is larger than {MAX_POLICY_BYTES // 1024} KiB — a gate.yaml is a few "
+                          "KiB; check that this is the right file")
+    return raw
+
+
+def _decode(file: Path, raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise PolicyError(f"{file}:{line}: not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}) — save the "
+                          "policy as UTF-8") from None
+
+
+class _Refused(Exception):
+    def __init__(self, mark: Any, message: str) -> None:
+        super().__init__(message)
+        self.line = mark.line + 1 if mark is not None else None
+
+
+_JSON_TAGS = frozenset(f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "seq", "map"))
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+class PolicyLoader(yaml.SafeLoader):
+    """A SafeLoader for policies: JSON's types only, no anchors or aliases, no duplicate keys, bounded nesting.
+
+    Aliases are what make a 1 KiB file expand to gigabytes (and anchors their only use), so both are
+    refused where they appear. Dates stay text (``version: 2026-01-01``).
+    """
+
+    yaml_implicit_resolvers = {first: [(tag, rx) for tag, rx in resolvers if tag != _TIMESTAMP]
+                               for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._nodes = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            raise _Refused(event.start_mark, f"alias *{event.anchor}: anchors and aliases are not allowed in a "
+                                             "policy — write the value out where it is used")
+        if getattr(event, "anchor", None):
+            raise _Refused(event.start_mark, f"anchor &{event.anchor}: anchors and aliases are not allowed in a "
+                                             "policy — remove it and write values out where they are used")
+        self._depth += 1
+        self._nodes += 1
+        if self._nodes > MAX_NODES:
+            raise _Refused(event.start_mark, f"more than {MAX_NODES} values — a policy needs a few hundred; check "
+                                             "that this is the right file")
+        if self._depth > MAX_NESTING:
+            raise _Refused(event.start_mark, f"nested more than {MAX_NESTING} levels deep — a policy needs a "
+                                             "handful; check the indentation and brackets")
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        if node.tag not in _JSON_TAGS:
+            raise _Refused(node.start_mark, f"tag {node.tag} is not allowed in a policy (text, numbers, true/false, "
+                                            "null, lists and mappings only) — remove the tag")
+        if isinstance(node, yaml.ScalarNode) and _CONTROL.search(node.value):
+            raise _Refused(node.start_mark, "control character in a value — remove it (tabs and line breaks are "
+                                            "the only ones allowed)")
+        return node
+
+    def construct_yaml_int(self, node: Any) -> int:
+        try:
+            return super().construct_yaml_int(node)
+        except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
+            raise _Refused(node.start_mark, f"the number {node.value[:20]}... is too long — write a number of "
+                                            "a few digits") from None
+
+    def construct_yaml_float(self, node: Any) -> float:
+        value = super().construct_yaml_float(node)
+        if not math.isfinite(value):
+            raise _Refused(node.start_mark, f"{node.value} is not a finite number — write a number (durations "
+                                            f"have a maximum, e.g. {MAX_TIMEOUT_S:g} s for a timeout)")
+        return value
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[str, int] = {}
+        for key_node, _value in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, str):
+                if not isinstance(key_node, yaml.ScalarNode):
+                    raise _Refused(key_node.start_mark, f"a {type(key).__name__} as a key is not allowed — keys "
+                                                        "are text")
+                raise _Refused(key_node.start_mark, f"key {_clip_repr(key_node.value)} is read as "
+                                                    f"{type(key).__name__}, not text — quote it")
+            if key in seen:
+                raise _Refused(key_node.start_mark, f"duplicate key {key!r} (first on line {seen[key]}) — keep one; "
+                                                    "YAML would silently use the last")
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+PolicyLoader.add_constructor("tag:yaml.org,2002:int", PolicyLoader.construct_yaml_int)
+PolicyLoader.add_constructor("tag:yaml.org,2002:float", PolicyLoader.construct_yaml_float)
+
+
+def _parse_yaml(file: Path, text: str) -> tuple[Any, dict[tuple, int]]:
+    loader = None
+    try:
+        loader = PolicyLoader(text)
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except _Refused as exc:
+        where = f":{exc.line}" if exc.line else ""
+        raise PolicyError(f"{file}{where}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark else ""
-        raise PolicyError(f"{file}{where}: not valid YAML ({getattr(exc, 'problem', exc)}) — "
+        line = mark.line + 1 if mark else _reader_line(text, exc)
+        where = f":{line}" if line else ""
+        raise PolicyError(f"{file}{where}: not valid YAML ({getattr(exc, 'problem', None) or exc}) — "
                           "check indentation and quoting near that line") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
     if not isinstance(data, dict):
         raise PolicyError(f"{file}: expected a mapping at the top (service:, suites:, ...), "
                           f"got {type(data).__name__} — see docs/policy.md for an example")
     lines: dict[tuple, int] = {}
     _index_lines(node, (), lines)
     return data, lines
+
+
+def _reader_line(text: str, exc: yaml.YAMLError) -> int | None:
+    position = getattr(exc, "position", None)
+    return text.count("\n", 0, position) + 1 if isinstance(position, int) else None
 
 
 def _index_lines(node: Any, path: tuple, out: dict[tuple, int]) -> None:
@@ -502,31 +652,49 @@ _HINTS = {
     "less_than_equal": "use a smaller value",
     "string_pattern_mismatch": "use lowercase letters, digits, - and _ only",
     "too_short": "give at least one entry",
+    "finite_number": "write a finite number",
 }
 
 
 def _explain(file: Path, exc: ValidationError, lines: dict[tuple, int]) -> str:
-    messages = [_explain_one(file, err, lines) for err in exc.errors()]
-    head = f"{file}: {len(messages)} problem(s) in the policy" if len(messages) > 1 else ""
+    errors = exc.errors()
+    messages = [_explain_one(file, err, lines) for err in errors[:MAX_PROBLEMS_SHOWN]]
+    if len(errors) > MAX_PROBLEMS_SHOWN:
+        messages.append(f"{file}: ... and {len(errors) - MAX_PROBLEMS_SHOWN} more — fix these first")
+    head = f"{file}: {len(errors)} problem(s) in the policy" if len(errors) > 1 else ""
     return "\n".join(([head] if head else []) + messages)
 
 
+_UNION_TAGS = ("str", "int", "float", "bool", "list[str]", "[key]")
+
+
 def _explain_one(file: Path, err: dict[str, Any], lines: dict[tuple, int]) -> str:
-    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in ("function-after", "str", "list[str]")))
+    is_key = "[key]" in err["loc"]
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and (
+        p in _UNION_TAGS or p.startswith(("function-", "literal[")))))
     field = _dotted(loc) or "(top level)"
     line = _line_for(loc, lines)
     where = f"{file}:{line}" if line else str(file)
+    shown = _clip_repr(err.get("input"))
     if err["type"] == "extra_forbidden":
         return f"{where}: {field}: unknown key — {_suggest(loc)}"
     if err["type"] == "literal_error":
         allowed = err.get("ctx", {}).get("expected", "")
-        return f"{where}: {field}: {err['input']!r} is not allowed — use one of {allowed}"
+        return f"{where}: {field}: {shown} is not allowed — use one of {allowed}"
     if err["type"] == "enum":
-        return f"{where}: {field}: {err['input']!r} is not allowed — use one of {err['ctx']['expected']}"
-    got = "" if err["type"] == "missing" else f", got {err['input']!r}"
+        return f"{where}: {field}: {shown} is not allowed — use one of {err['ctx']['expected']}"
+    if is_key:
+        return (f"{where}: {field}: {shown} is not an environment variable name — use letters, digits and _, "
+                "not starting with a digit")
+    got = "" if err["type"] == "missing" else f", got {shown}"
     hint = _HINTS.get(err["type"], "see docs/policy.md")
     message = err["msg"].removeprefix("Value error, ")
     return f"{where}: {field}: {message}{got} — {hint}"
+
+
+def _clip_repr(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _dotted(loc: tuple) -> str:
@@ -593,14 +761,77 @@ def _check_placeholders(file: Path, data: Any, loc: tuple = (), known: tuple[str
                                   f"known: {', '.join('{' + p + '}' for p in known)}")
 
 
+def _check_templates(file: Path, policy: Policy, lines: dict[tuple, int]) -> None:
+    """Render every template with the code the run uses, so what passes `policy check` renders at run time."""
+    problems = []
+    for loc, command in _commands(policy):
+        try:
+            if not fill_command(command, _SAMPLE_VALUES):
+                problems.append((loc, "the command is empty — write the program and its arguments"))
+        except ValueError as exc:
+            problems.append((loc, f"cannot split the command into arguments ({exc}) — balance its quotes, or "
+                                  "write it as a list of arguments"))
+    slack = policy.notify.slack
+    if slack and slack.report_url is not None:
+        try:
+            render_report_url(slack.report_url, service=policy.service, version="1.0.0-rc.1+b7", run_id="rg-x_1")
+        except ValueError as exc:
+            problems.append((("notify", "slack", "report_url"), str(exc)))
+    if problems:
+        loc, message = problems[0]
+        line = _line_for(loc, lines)
+        raise PolicyError(f"{file}{f':{line}' if line else ''}: {_dotted(loc)}: {message}")
+
+
+_SAMPLE_VALUES = {name: f"sample-{name}" for name in PLACEHOLDERS}
+
+
+def _commands(policy: Policy) -> list[tuple[tuple, Command]]:
+    found: list[tuple[tuple, Command]] = []
+    env = policy.environment
+    if env is not None:
+        found += [(("environment", "setup", i), c) for i, c in enumerate(env.setup)]
+        found.append((("environment", "start"), env.start))
+        found += [(("environment", "dependencies", i, "start"), d.start) for i, d in enumerate(env.dependencies)]
+    found += [(("suites", i, "command"), s.command) for i, s in enumerate(policy.suites)]
+    if policy.scans.pip_audit:
+        found += [(("scans", "pip_audit", "export", i), c) for i, c in enumerate(policy.scans.pip_audit.export)]
+    return found
+
+
+_URL_UNSAFE = re.compile(r"[^A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]")
+
+
+def render_report_url(template: str, *, service: str, version: str, run_id: str) -> str:
+    """The report link for a run: ``notify.slack.report_url`` with {service} {version} {run_id} filled in.
+
+    Values are percent-encoded, so a version such as ``1.0/<!channel>`` stays inside its path segment.
+    `policy check` renders every report_url with this function; ValueError says what to fix.
+    """
+    names = _PLACEHOLDER.findall(template)
+    unknown = sorted({n for n in names if n not in REPORT_URL_PLACEHOLDERS})
+    if unknown:
+        raise ValueError(f"unknown placeholder {{{unknown[0]}}} in report_url — it may use "
+                         f"{' '.join('{' + p + '}' for p in REPORT_URL_PLACEHOLDERS)} only")
+    values = {"service": service, "version": version, "run_id": run_id}
+    url = fill(template, {k: quote(v, safe="") for k, v in values.items()})
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"report_url {template!r} is not an http(s) URL — write e.g. "
+                         "https://gate.example.com/{service}/{version}/{run_id}/report.html")
+    bad = _URL_UNSAFE.search(url)
+    if bad:
+        raise ValueError(f"report_url {template!r} has {bad.group()!r}, which a URL cannot hold as is — "
+                         "percent-encode it (e.g. %20 for a space)")
+    return url
+
+
 def fill(template: str, values: dict[str, str]) -> str:
     """Fill the known placeholders of a policy string; other braces are left as written."""
     return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
 
 
 def fill_command(command: Command, values: dict[str, str]) -> list[str]:
-    import shlex
-
     parts = shlex.split(command) if isinstance(command, str) else list(command)
     return [fill(p, values) for p in parts]
 
