@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
 from releasegate.errors import StageError
-from releasegate.stages.base import find_tool
+from releasegate.stages.base import find_tool, run_tool
 
 _VERSION_ARGS = {"semgrep": ["--version"], "pip-audit": ["--version"], "locust": ["--version"],
                  "promtool": ["--version"], "amtool": ["--version"]}
 
 
+VERSION_TIMEOUT_S = 60
 _PYTHON_TOOLS = {"semgrep": "semgrep", "pip-audit": "pip-audit", "locust": "locust"}
 
 
@@ -46,9 +46,9 @@ def _version_of(tool: str, args: list[str]) -> str:
         return "unavailable"
     if tool in _PYTHON_TOOLS and Path(path).parent == Path(sys.executable).parent:
         return f"{tool} {metadata.version(_PYTHON_TOOLS[tool])}"  # the gate's own install: no process to start
-    try:
-        out = subprocess.run([path, *args], capture_output=True, text=True, timeout=60, check=False)
-    except (StageError, OSError, subprocess.TimeoutExpired):
+    try:  # a tool that fails, is killed or hangs while asked its version reports none
+        out = run_tool([path, *args], cwd=Path.cwd(), timeout_s=VERSION_TIMEOUT_S, ok=(0,))
+    except (StageError, OSError):
         return "unavailable"
     lines = (out.stdout or out.stderr).strip().splitlines()
     return lines[0][:120] if lines else "unknown"

@@ -4,7 +4,8 @@ would fire, amtool checks the escalation routes.
 promtool (2.42) prints "Checking F" / "Unit Testing: F" on stdout and, on failure, "FAILED:" and
 the details on stderr; the parsers read both as one text (stdout, a newline, stderr). A rule file
 that does not load and a failing rule test are findings (the release would ship broken alerting);
-promtool missing, or output without SUCCESS / FAILED, is a StageError.
+promtool missing, killed or stopped at the timeout, an exit status other than 0 / 1 or one that contradicts its
+output, or output without SUCCESS / FAILED, is a StageError.
 
 With `alerts.budgets`, each mapped load budget's alert must exist, be no looser than the budget and fire in
 a generated boundary test (releasegate.alert_budgets; the test file is kept in the evidence). With
@@ -28,7 +29,7 @@ from releasegate.errors import StageError
 from releasegate.fingerprint import fingerprint, normalise_code, normalise_path
 from releasegate.models import Artifact, Finding, Metric, Severity, StageResult, Status
 from releasegate.policy import Alerts, Budgets, Policy
-from releasegate.stages.base import ToolRun, find_tool, guarded, now, run_tool
+from releasegate.stages.base import ToolRun, find_tool, fresh_folder, guarded, now, run_tool
 
 log = logging.getLogger("releasegate")
 
@@ -37,6 +38,11 @@ KIND = "alerts"
 FINDING_KIND = "alert"
 SEVERITY = Severity.high  # rules that never load, or alerts that fire wrongly, break on-call in production
 EVIDENCE_CHARS = 600
+# Exit statuses when the tool checked: promtool check/test rules 0 (SUCCESS) or 1 (FAILED); amtool check-config 0
+# (valid) or 1 (invalid), amtool config routes test 0 (receivers as expected) or 1 (not). A signal, a timeout or any
+# other status is an error; so is a check or test whose output contradicts its status (SUCCESS with 1, FAILED with 0).
+PROMTOOL_OK = (0, 1)
+AMTOOL_OK = (0, 1)
 
 
 @dataclass(frozen=True)
@@ -233,7 +239,7 @@ class Extra:
 
 
 def _run(spec: Alerts, budgets: Budgets | None, ctx: RunContext, started: datetime) -> StageResult:
-    out_dir = ctx.evidence / STAGE
+    out_dir = fresh_folder(ctx.evidence / STAGE)
     promtool = find_tool("promtool")
     config = [spec.alertmanager.config] if spec.alertmanager else []
     _require_files(spec.rule_files + spec.tests + config, ctx.source)
@@ -241,8 +247,8 @@ def _run(spec: Alerts, budgets: Budgets | None, ctx: RunContext, started: dateti
                enumerate(spec.rule_files)]
     tested = [_promtool(promtool, ["test", "rules", f], spec, ctx.source, out_dir, f"test-{i}") for i, f in
               enumerate(spec.tests)]
-    problems = [p for f, t in zip(spec.rule_files, checked) for p in parse_check(_text(t), f)]
-    outcomes = [parse_test(_text(t), f) for f, t in zip(spec.tests, tested)]
+    problems = [p for f, t in zip(spec.rule_files, checked) for p in _checked(t, f)]
+    outcomes = [_tested(t, f) for f, t in zip(spec.tests, tested)]
     extra = _budget_checks(spec, budgets, ctx.source, out_dir, promtool, loaded=not problems)
     if spec.alertmanager:
         extra = _merge(extra, _route_checks(spec, ctx.source, out_dir))
@@ -282,8 +288,8 @@ def _boundary_tests(spec: Alerts, checks: list[alert_budgets.BudgetCheck], sourc
     doc = alert_budgets.boundary_tests(checks, _copy_rules(spec.rule_files, source, out_dir))
     path.write_text(alert_budgets.render(doc), encoding="utf-8")
     tool = run_tool([promtool, "test", "rules", str(path)], cwd=out_dir, timeout_s=spec.timeout_s,
-                    log_to=out_dir / "promtool-budget-tests.log")
-    outcome = parse_test(_text(tool), path.name)
+                    log_to=out_dir / "promtool-budget-tests.log", ok=PROMTOOL_OK)
+    outcome = _tested(tool, path.name)
     return alert_budgets.case_findings(_failed_cases(outcome), checks, f"{STAGE}/{path.name}")
 
 
@@ -317,6 +323,7 @@ def _route_checks(spec: Alerts, source: Path, out_dir: Path) -> Extra:
     amtool, config = find_tool("amtool"), spec.alertmanager.config
     checked = _amtool(amtool, ["check-config", config], spec, source, out_dir, "check-config")
     broken = alert_routes.parse_check_config(_text(checked), config)
+    _agree(checked, not broken, config)
     if broken:
         return Extra([alert_routes.config_finding(config, why) for why in broken],
                      [Metric(name="routes_checked", value=0)])
@@ -337,7 +344,8 @@ def _route_finding(amtool: str, spec: Alerts, source: Path, out_dir: Path, index
 
 
 def _amtool(binary: str, args: list[str], spec: Alerts, source: Path, out_dir: Path, name: str) -> ToolRun:
-    return run_tool([binary, *args], cwd=source, timeout_s=spec.timeout_s, log_to=out_dir / f"amtool-{name}.log")
+    return run_tool([binary, *args], cwd=source, timeout_s=spec.timeout_s, log_to=out_dir / f"amtool-{name}.log",
+                    ok=AMTOOL_OK)
 
 
 # --- promtool ------------------------------------------------------------------------------------------------
@@ -352,11 +360,31 @@ def _require_files(files: list[str], source: Path) -> None:
 
 
 def _promtool(binary: str, args: list[str], spec: Alerts, source: Path, out_dir: Path, name: str) -> ToolRun:
-    return run_tool([binary, *args], cwd=source, timeout_s=spec.timeout_s, log_to=out_dir / f"promtool-{name}.log")
+    return run_tool([binary, *args], cwd=source, timeout_s=spec.timeout_s, log_to=out_dir / f"promtool-{name}.log",
+                    ok=PROMTOOL_OK)
 
 
 def _text(tool: ToolRun) -> str:
     return f"{tool.stdout}\n{tool.stderr}"
+
+
+def _checked(tool: ToolRun, file: str) -> list[Problem]:
+    problems = parse_check(_text(tool), file)
+    _agree(tool, not problems, file)
+    return problems
+
+
+def _tested(tool: ToolRun, file: str) -> TestOutcome:
+    outcome = parse_test(_text(tool), file)
+    _agree(tool, outcome.passed, file)
+    return outcome
+
+
+def _agree(tool: ToolRun, passed: bool, file: str) -> None:
+    """A check's exit status must say what its output says (0: SUCCESS, 1: FAILED), or neither is believed."""
+    if tool.returncode != (0 if passed else 1):
+        raise StageError(f"{tool.ending()} but printed {'SUCCESS' if passed else 'FAILED'} for {file}: its exit "
+                         f"status and its output disagree, so neither is believed — see {tool.log}")
 
 
 def _result(spec: Alerts, source: Path, started: datetime, problems: list[Problem], outcomes: list[TestOutcome],

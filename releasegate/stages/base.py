@@ -1,19 +1,23 @@
 """Running a tool as a subprocess: found on purpose, bounded in time, output kept as evidence.
 
 "Could not run" (missing binary, crash, timeout) raises StageError; the caller turns it into a
-StageResult with status `error`, which the verdict never reads as a pass.
+StageResult with status `error`, which the verdict never reads as a pass. A tool's ending is evidence
+too: stopped at the timeout, killed by a signal, or an exit status outside what the tool documents for
+"it ran" is an error whatever it printed (`require_ran`), and each stage reads only what this attempt
+wrote (`fresh_folder`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,13 +38,111 @@ INSTALL_HINTS = {
 }
 
 
+# A shell reports a child killed by signal N as exit status 128 + N (137 = SIGKILL, 143 = SIGTERM).
+SHELL_SIGNAL_BASE = 128
+OUTPUT_LINE_CHARS = 200
+# Words a tool uses when it says what went wrong; the last line with one is its last word on the matter.
+_ERROR_WORDS = re.compile(r"error|fatal|fail|exception|traceback|killed|denied|not found|no such|cannot|unable|invalid",
+                          re.IGNORECASE)
+
+
 @dataclass(frozen=True)
 class ToolRun:
+    """How one run of a tool ended: exit status, the signal that killed it, whether it was stopped at the timeout.
+
+    `returncode` is Popen's: negative when a signal killed the tool itself.
+    """
+
     command: list[str]
     returncode: int
     stdout: str
     stderr: str
     seconds: float
+    timed_out: bool = False
+    timeout_s: float | None = None
+    log: Path | None = None
+
+    @property
+    def tool(self) -> str:
+        return tool_name(self.command)
+
+    @property
+    def signal(self) -> signal.Signals | None:
+        """The signal that ended the tool (itself, or a child a wrapper reports as 128 + N), else None."""
+        return killed_by(self.returncode)
+
+    def ending(self) -> str:
+        """How it ended, in words: `semgrep was killed by SIGKILL (exit 137) after 12.3 s`."""
+        if self.timed_out:
+            return f"{self.tool} timed out after {self.timeout_s or self.seconds:g} s and was stopped"
+        sig = self.signal
+        if sig is not None:
+            how = f"signal {sig.value}" if self.returncode < 0 else f"exit {self.returncode}"
+            return f"{self.tool} was killed by {sig.name} ({how}) after {self.seconds:.1f} s"
+        return f"{self.tool} exited {self.returncode} after {self.seconds:.1f} s"
+
+
+def tool_name(command: list[str]) -> str:
+    """What to call the tool in a message: the program's name (`python -m pytest` for a module run)."""
+    name = Path(command[0]).name if command else "?"
+    return f"{name} -m {command[2]}" if len(command) > 2 and command[1] == "-m" else name
+
+
+def killed_by(returncode: int) -> signal.Signals | None:
+    """The signal behind an exit status: a negative returncode, or 128 + N as a shell reports it."""
+    number = -returncode if returncode < 0 else returncode - SHELL_SIGNAL_BASE
+    if number <= 0:
+        return None
+    try:
+        return signal.Signals(number)
+    except ValueError:
+        return None
+
+
+def last_error_line(stderr: str, stdout: str = "") -> str:
+    """The tool's own last word on what went wrong: the last line of stderr that says so (banners such as pytest's
+    `=== 1 error in 0.1s ===` passed over), else its last line; then the same on stdout, where machine output (JSON,
+    XML) is skipped; `no output` when there is none."""
+    for text in (stderr, stdout):
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith(("{", "[", "<"))]
+        if lines:
+            said = [ln for ln in lines if _ERROR_WORDS.search(ln) and not ln.startswith(("=", "!"))]
+            line = (said or lines)[-1]
+            return line if len(line) <= OUTPUT_LINE_CHARS else line[: OUTPUT_LINE_CHARS - 1] + "…"
+    return "no output"
+
+
+def failure(run: ToolRun, ok: Collection[int]) -> str | None:
+    """Why this run cannot be believed, whatever it printed: stopped at the timeout, killed by a signal, or an exit
+    status outside `ok` (the tool's documented statuses for "it ran"). None when it ended as the tool says it does."""
+    if run.timed_out:
+        advice = "raise the stage's timeout_s in the policy or find what hangs"
+    elif run.signal is not None:
+        advice = ("its output is not used, however complete it looks: find what killed it "
+                  "(a memory limit, the OOM killer, a supervisor) and rerun")
+    elif run.returncode not in ok:
+        expected = " or ".join(str(code) for code in sorted(ok))
+        advice = f"{run.tool} exits {expected} when it ran: run the command in the log by hand to see why"
+    else:
+        return None
+    where = f"; log: {run.log}" if run.log is not None else ""
+    return f"{run.ending()}; last output: {last_error_line(run.stderr, run.stdout)} — {advice}{where}"
+
+
+def require_ran(run: ToolRun, ok: Collection[int]) -> ToolRun:
+    """The run, if it ended as the tool says it does when it ran; else StageError saying how it ended (see failure)."""
+    reason = failure(run, ok)
+    if reason is not None:
+        raise StageError(reason)
+    return run
+
+
+def fresh_folder(folder: Path) -> Path:
+    """The stage's evidence folder, emptied: this attempt reads only what this attempt's tools write."""
+    if folder.is_dir():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    return folder
 
 
 def find_tool(name: str) -> str:
@@ -61,8 +163,12 @@ def find_tool(name: str) -> str:
 
 
 def run_tool(command: list[str], *, cwd: Path, timeout_s: float, env: dict[str, str] | None = None,
-             log_to: Path | None = None) -> ToolRun:
-    """Run to completion or kill the whole process group at the timeout (then StageError)."""
+             log_to: Path | None = None, ok: Collection[int] | None = None) -> ToolRun:
+    """Run to completion, or stop the whole process group at the timeout; the ToolRun says how it ended.
+
+    `ok`: the tool's documented exit statuses for "it ran" (results included, e.g. 1 = findings). Any other
+    ending raises StageError (require_ran). Without `ok` only a timeout raises, and the caller judges the rest.
+    """
     full_env = {**os.environ, **(env or {})}
     started = time.monotonic()
     try:
@@ -72,32 +178,43 @@ def run_tool(command: list[str], *, cwd: Path, timeout_s: float, env: dict[str, 
         raise StageError(f"{command[0]}: cannot start ({exc.strerror}) — is it installed and executable?") from exc
     try:
         stdout, stderr = proc.communicate(timeout=timeout_s)
+        timed_out = False
     except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        raise StageError(f"{Path(command[0]).name} timed out after {timeout_s:g} s and was stopped — "
-                         "raise the stage's timeout_s in the policy or find what hangs") from None
-    run = ToolRun(command, proc.returncode, stdout, stderr, time.monotonic() - started)
+        stdout, stderr = _stop_group(proc)
+        timed_out = True
+    returncode = proc.returncode if proc.returncode is not None else -signal.SIGKILL
+    run = ToolRun(command, returncode, stdout, stderr, time.monotonic() - started, timed_out, timeout_s, log_to)
     if log_to is not None:
-        log_to.parent.mkdir(parents=True, exist_ok=True)
-        from releasegate.redact import redact
-
-        log_to.write_text(redact(f"$ {' '.join(command)}\n# exit {run.returncode} in {run.seconds:.1f} s\n"
-                                 f"--- stdout\n{stdout}\n--- stderr\n{stderr}\n"), encoding="utf-8")
-    return run
+        _write_log(run, log_to)
+    if timed_out:
+        require_ran(run, ())
+    return require_ran(run, ok) if ok is not None else run
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    """Stop the process group this gate started (by its id), TERM first, then KILL."""
-    for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 5)):
+def _write_log(run: ToolRun, path: Path) -> None:
+    from releasegate.redact import redact
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(redact(f"$ {' '.join(run.command)}\n# {run.ending()}\n"
+                           f"--- stdout\n{run.stdout}\n--- stderr\n{run.stderr}\n"), encoding="utf-8")
+
+
+def _stop_group(proc: subprocess.Popen) -> tuple[str, str]:
+    """Stop the process group this gate started (by its id), TERM first, then KILL; what it printed until then."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:
-            break
+            pass  # the group is gone already: collect what it printed
         try:
-            proc.communicate(timeout=wait)
-            break
+            return proc.communicate(timeout=5)
         except subprocess.TimeoutExpired:
             continue
+    try:  # a process outside the group still holds the pipes: the output is lost, the tool is not
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
+    return "", ""
 
 
 def now() -> datetime:

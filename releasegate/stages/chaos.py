@@ -11,7 +11,8 @@ in its `configuration`.
 
 A steady state that deviated (or never held), or a rollback that failed, is a finding; a missing `chaos`
 binary, an experiment file that does not parse, a journal that cannot be read, or an experiment that was
-aborted or interrupted is an error. `chaos/timeline.json` lists what happened when, relative to the stage start.
+aborted or interrupted is an error; so is `chaos` killed, stopped at the timeout, or exiting other than 0 / 1 or
+contrary to its journal. `chaos/timeline.json` lists what happened when, relative to the stage start.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from releasegate.errors import StageError
 from releasegate.fingerprint import fingerprint
 from releasegate.models import Artifact, Finding, Metric, StageResult, Status
 from releasegate.policy import ChaosExperiment, Policy
-from releasegate.stages.base import find_tool, guarded, now, run_tool
+from releasegate.stages.base import ToolRun, find_tool, fresh_folder, guarded, last_error_line, now, run_tool
 
 log = logging.getLogger("releasegate")
 
@@ -40,6 +41,10 @@ KIND = "chaos"
 FINDING_KIND = "chaos"
 STATUSES = ("completed", "failed", "aborted", "interrupted")
 EVIDENCE_CHARS = 600
+# `chaos run` exits 0 when the experiment completed and its steady state held, 1 when it failed or deviated (or the
+# experiment did not load, with no journal). Any other status, a signal or a timeout is an error; so is a journal
+# that says otherwise than the status.
+CHAOS_OK = (0, 1)
 
 
 @dataclass(frozen=True)
@@ -222,8 +227,7 @@ def _run(policy: Policy, ctx: RunContext, env: Environment | None, started: date
     if env is None:
         raise StageError("chaos needs the running service: provisioning did not start it (see the provision stage)")
     binary = find_tool("chaos")
-    folder = ctx.evidence / "chaos"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = fresh_folder(ctx.evidence / "chaos")
     files = {exp.name: load_experiment(policy.resolve(exp.file)) for exp in policy.chaos.experiments}
     outcomes = {exp.name: run_experiment(binary, policy, exp, files[exp.name], env, folder)
                 for exp in policy.chaos.experiments}
@@ -256,8 +260,9 @@ def run_experiment(binary: str, policy: Policy, exp: ChaosExperiment, doc: dict,
             "run", "--journal-path", str(journal), "--rollback-strategy", "always",
             *var_args(chaos_vars(env), declared), str(policy.resolve(exp.file))]
     result = run_tool(argv, cwd=folder, timeout_s=policy.chaos.timeout_s, env=chaos_env(),
-                      log_to=folder / f"{exp.name}.output.log")
-    outcome = parse_journal(read_journal(journal, result.stderr or result.stdout))
+                      log_to=folder / f"{exp.name}.output.log", ok=CHAOS_OK)
+    outcome = parse_journal(read_journal(journal, last_error_line(result.stderr, result.stdout)))
+    check_status(result, outcome, journal)
     log.info("chaos[%s]: %s, steady state before %s, after %s, rollbacks %s in %.1f s", exp.name, outcome.status,
              outcome.steady_before, outcome.steady_after, [a.status for a in outcome.rollbacks], result.seconds)
     return outcome
@@ -289,11 +294,20 @@ def chaos_env() -> dict[str, str]:
     return {**child_pythonpath(), "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
 
 
+def check_status(result: ToolRun, outcome: ExperimentOutcome, journal: Path) -> None:
+    """chaos exits 1 exactly when the journal says the experiment failed or deviated; otherwise neither is believed."""
+    failed = outcome.status != "completed" or outcome.deviated
+    if result.returncode != (1 if failed else 0):
+        raise StageError(f"{result.ending()} but its journal says {outcome.status}"
+                         f"{', deviated' if outcome.deviated else ''}: the exit status and the journal disagree, "
+                         f"so neither is believed — see {journal} and {result.log}")
+
+
 def read_journal(path: Path, output: str) -> dict:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise StageError(f"chaos wrote no journal at {path}: {output.strip()[-EVIDENCE_CHARS:]}") from None
+        raise StageError(f"chaos wrote no journal at {path}; last output: {output}") from None
     except (OSError, ValueError) as exc:
         raise StageError(f"chaos journal {path} cannot be read: {exc}") from None
 

@@ -34,7 +34,7 @@ from releasegate.fingerprint import fingerprint
 from releasegate.models import Artifact, Attempt, Finding, Metric, Severity, StageResult, Status
 from releasegate.policy import Budgets, Load, Policy, fill
 from releasegate.stages import load_profiles as lp
-from releasegate.stages.base import find_tool, guarded, now, run_tool
+from releasegate.stages.base import ToolRun, find_tool, fresh_folder, guarded, last_error_line, now, run_tool
 from releasegate.telemetry import cross_check, scrape
 
 log = logging.getLogger("releasegate")
@@ -43,6 +43,9 @@ AGGREGATED = "Aggregated"
 SHAPES = Path(__file__).resolve().parent / "locust_shapes"
 STRESS_SHAPE = SHAPES / "releasegate_stress_shape.py"
 PERCENTILE_WINDOW = SHAPES / "releasegate_percentile_window.py"
+# Locust runs with --exit-code-on-error 0 (failed requests are measured, not a crash), so 0 is its only status
+# for "it ran"; 2 (an unhandled exception in a greenlet), any other status, a signal or a timeout is an error.
+LOCUST_OK = (0,)
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,7 @@ def _run(load: Load, ctx: RunContext, env: Environment | None, started: datetime
     if env is None:
         raise StageError("the load test needs the running service, but provisioning did not give one — "
                          "see the provision stage")
-    folder = ctx.evidence / "locust"
+    folder = fresh_folder(ctx.evidence / "locust")
     if load.profile == "stress":
         measured = _measure(load, ctx, env, folder, attempt=1)
         return _result(load, measured, started, 1, folder, _stress(load, measured, folder))
@@ -134,22 +137,34 @@ def _measure(load: Load, ctx: RunContext, env: Environment, folder: Path, attemp
     locustfile = ctx.source / load.locustfile
     if not locustfile.is_file():
         raise StageError(f"load.locustfile: {locustfile} not found in the service source — check the path")
+    for old in folder.glob(f"{prefix.name}[._-]*"):  # this attempt reads only what this attempt's Locust writes
+        old.unlink()
     before = _scrape(load, env, folder / f"metrics-before-{attempt}.prom")
     run = run_tool(locust_argv(load, locustfile, env.base_url, prefix), cwd=ctx.source,
                    timeout_s=load.timeout_s + planned_seconds(load), env=locust_env(load),
-                   log_to=folder / f"run{attempt}.log")
+                   log_to=folder / f"run{attempt}.log", ok=LOCUST_OK)
     after = _scrape(load, env, folder / f"metrics-after-{attempt}.prom")
     stats_csv, history_csv = Path(f"{prefix}_stats.csv"), Path(f"{prefix}_stats_history.csv")
-    if run.returncode != 0 or not stats_csv.is_file() or not history_csv.is_file():
-        raise StageError(f"locust exited {run.returncode} without its stats CSVs: "
-                         f"{' | '.join((run.stderr or run.stdout).strip().splitlines()[-5:])[-600:]} — "
-                         f"see {folder / f'run{attempt}.log'}")
-    measured = Measurement(parse_stats_csv(stats_csv.read_text(encoding="utf-8"), str(stats_csv)),
-                           lp.parse_stats_history(history_csv.read_text(encoding="utf-8"), str(history_csv)),
+    measured = Measurement(parse_stats_csv(_output(stats_csv, run), str(stats_csv)),
+                           lp.parse_stats_history(_output(history_csv, run), str(history_csv)),
                            (before[0], after[0], before[1] or after[1]), locust_json_totals(Path(f"{prefix}.json")))
     _write_json(folder / "series.json", {"profile": load.profile, "attempt": attempt,
                                          **lp.time_series(measured.history)})
     return measured
+
+
+def _output(path: Path, run: ToolRun) -> str:
+    """A file Locust must have written in this attempt, or StageError saying it did not."""
+    if not path.is_file():
+        raise StageError(_no_output(run, f"wrote no {path.name}"))
+    text = path.read_text(encoding="utf-8")
+    if not text.strip():
+        raise StageError(_no_output(run, f"{path.name} is empty"))
+    return text
+
+
+def _no_output(run: ToolRun, what: str) -> str:
+    return f"{run.ending()} but {what}; last output: {last_error_line(run.stderr, run.stdout)} — see {run.log}"
 
 
 def _scrape(load: Load, env: Environment, keep: Path) -> tuple[str | None, str]:
@@ -401,7 +416,7 @@ def parse_stats_csv(text: str, source: str = "stats.csv") -> dict[str, EndpointS
     try:
         rows = list(csv.DictReader(text.splitlines()))
         stats = {row["Name"]: _row(row) for row in rows}
-    except (KeyError, ValueError, csv.Error) as exc:
+    except (KeyError, ValueError, TypeError, csv.Error) as exc:
         raise StageError(f"{source}: Locust stats cannot be read ({type(exc).__name__}: {exc})") from None
     if AGGREGATED not in stats:
         raise StageError(f"{source}: no 'Aggregated' row — Locust did not finish writing its stats")

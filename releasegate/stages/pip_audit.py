@@ -30,7 +30,7 @@ from releasegate.fingerprint import fingerprint
 from releasegate.models import Artifact, Finding, Metric, Severity, StageResult, Status
 from releasegate.osv_mirror import OsvMirror, normalise_name
 from releasegate.policy import PipAudit, Policy
-from releasegate.stages.base import ToolRun, find_tool, guarded, now, run_tool
+from releasegate.stages.base import ToolRun, find_tool, fresh_folder, guarded, now, run_tool
 
 log = logging.getLogger("releasegate")
 
@@ -41,6 +41,10 @@ PREFLIGHT_QUERY = {"package": {"name": "pip", "ecosystem": "PyPI"}, "version": "
 HTTP_TIMEOUT_S = 10
 # Lines on pip-audit's stderr that mean it did not really audit, whatever the exit code says.
 STDERR_FAILURES = ("Traceback (most recent call last)", "ConnectionError", "ERROR:pip_audit")
+# pip-audit's exit statuses when it audited: 0 (no known vulnerability), 1 (vulnerabilities found; also a crash,
+# which the checks on its JSON and stderr catch). Any other status, a signal or a timeout is an error.
+PIP_AUDIT_OK = (0, 1)
+EXPORT_OK = (0,)
 
 
 def run(policy: Policy, ctx: RunContext) -> StageResult:
@@ -51,8 +55,7 @@ def run(policy: Policy, ctx: RunContext) -> StageResult:
 
 
 def _run(policy: Policy, spec: PipAudit, ctx: RunContext, started: datetime) -> StageResult:
-    out_dir = ctx.evidence / STAGE
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = fresh_folder(ctx.evidence / STAGE)  # a retry starts clean: no report, cache or advisories of the last
     export_requirements(policy, spec, ctx, out_dir)
     requirements = requirement_files(spec, ctx.source)
     with osv_endpoint(policy, spec) as (url, mirror):
@@ -141,10 +144,11 @@ def export_requirements(policy: Policy, spec: PipAudit, ctx: RunContext, out_dir
 
     for i, command in enumerate(spec.export, start=1):
         argv = fill_command(command, placeholders(policy, ctx))
-        run = run_tool(argv, cwd=ctx.source, timeout_s=spec.timeout_s, log_to=out_dir / f"export-{i}.log")
-        if run.returncode != 0:
-            raise StageError(f"pip-audit: export command {i} ({' '.join(argv)}) exited {run.returncode} — see "
-                             f"{out_dir / f'export-{i}.log'}; fix scans.pip_audit.export")
+        try:
+            run_tool(argv, cwd=ctx.source, timeout_s=spec.timeout_s, log_to=out_dir / f"export-{i}.log", ok=EXPORT_OK)
+        except StageError as exc:
+            raise StageError(f"pip-audit: export command {i} ({' '.join(argv)}) failed: {exc}; "
+                             "fix scans.pip_audit.export") from None
 
 
 def pip_audit_command(binary: str, requirements: list[Path], url: str, out_dir: Path) -> list[str]:
@@ -160,7 +164,7 @@ def audit(requirements: list[Path], url: str, spec: PipAudit, source: Path, out_
     binary = find_tool("pip-audit")
     (out_dir / "pip-audit.json").unlink(missing_ok=True)  # a retry must never read the last attempt's output
     command = pip_audit_command(binary, requirements, url, out_dir)
-    return run_tool(command, cwd=source, timeout_s=spec.timeout_s, log_to=out_dir / "pip-audit.log")
+    return run_tool(command, cwd=source, timeout_s=spec.timeout_s, log_to=out_dir / "pip-audit.log", ok=PIP_AUDIT_OK)
 
 
 def read_report(tool: ToolRun, json_path: Path) -> dict[str, Any]:

@@ -14,12 +14,12 @@ from releasegate.fingerprint import fingerprint
 from releasegate.models import Artifact, Attempt, Finding, Metric, Severity, StageResult, Status, TestCase
 from releasegate.policy import Policy, Suite, fill, fill_command
 from releasegate.redact import redact
-from releasegate.stages.base import guarded, now, run_tool
+from releasegate.stages.base import fresh_folder, guarded, last_error_line, now, run_tool
 from releasegate.stages.junit import parse_junit
 
 log = logging.getLogger("releasegate")
 PLUGIN_DIR = Path(__file__).parent / "pytest_plugin"
-NO_TESTS_COLLECTED = 5
+NO_TESTS_COLLECTED = 5  # pytest's status when it collected nothing: missing evidence, judged by min_tests
 
 
 def stage_name(suite: Suite) -> str:
@@ -33,7 +33,7 @@ def run(policy: Policy, ctx: RunContext, suite: Suite, env: Environment | None) 
 def _run(policy: Policy, ctx: RunContext, suite: Suite, env: Environment | None, started: datetime) -> StageResult:
     if suite.needs_service and env is None:
         raise StageError("the suite needs the running service, but provisioning did not give one — see the provision stage")
-    folder = ctx.evidence / "pytest" / suite.name
+    folder = fresh_folder(ctx.evidence / "pytest" / suite.name)
     first, _, _ = _attempt(policy, ctx, suite, env, folder, attempt=1, node_ids=[])
     log_rows = [_attempt_row(1, started, "all tests", first, "")]
     cases = {c.node_id: c for c in first}
@@ -65,30 +65,35 @@ def _attempt_row(number: int, started: datetime, scope: str, cases: list[TestCas
 
 def _attempt(policy: Policy, ctx: RunContext, suite: Suite, env: Environment | None, folder: Path, attempt: int,
              node_ids: list[str]) -> tuple[list[TestCase], int, Path]:
-    xml = folder / f"junit-{attempt}.xml"
     folder.mkdir(parents=True, exist_ok=True)
-    if xml.exists():
-        xml.unlink()
     values = placeholders(policy, ctx, env.port if env else None)
+    xml = ctx.source / fill(suite.junit, values) if suite.junit is not None else folder / f"junit-{attempt}.xml"
+    if xml.is_file():
+        xml.unlink()  # this attempt reads only the JUnit XML this attempt writes
     argv = fill_command(suite.command, values) + (node_ids or [fill(p, values) for p in suite.paths])
     argv += [fill(a, values) for a in suite.args]
     if suite.junit is None:
         argv += [f"--junitxml={xml}", "-o", "junit_family=xunit1", "-p", "releasegate_nodeids", "-p", "no:cacheprovider"]
     run = run_tool(argv, cwd=ctx.source, timeout_s=suite.timeout_s, env=_suite_env(policy, suite, env, values),
-                   log_to=folder / f"output-{attempt}.log")
-    if suite.junit is not None:
-        xml = ctx.source / fill(suite.junit, values)
+                   log_to=folder / f"output-{attempt}.log", ok=ran_statuses(suite))
     if run.returncode == NO_TESTS_COLLECTED and not node_ids:
         return [], run.returncode, xml
     if not xml.is_file():
-        raise StageError(f"{' '.join(argv[:4])} … exited {run.returncode} and wrote no JUnit XML: "
-                         f"{_tail(run.stderr or run.stdout)} — see {folder / f'output-{attempt}.log'}")
+        raise StageError(f"{run.ending()} and wrote no JUnit XML at {xml}; last output: "
+                         f"{last_error_line(run.stderr, run.stdout)} — see {run.log}")
     cases = [c.model_copy(update={"message": redact(c.message)})
              for c in parse_junit(xml.read_text(encoding="utf-8", errors="replace"), str(xml))]
     _redact_file(xml)
-    if run.returncode not in suite.exit_codes_ok and run.returncode != NO_TESTS_COLLECTED and not node_ids or run.returncode == 1 and not any(c.outcome in ("failed", "error") for c in cases) and not node_ids:
+    if run.returncode == 1 and not any(c.outcome in ("failed", "error") for c in cases) and not node_ids:
         cases.append(_exit_code_case(run.returncode, folder / f"output-{attempt}.log"))
     return cases, run.returncode, xml
+
+
+def ran_statuses(suite: Suite) -> set[int]:
+    """The exit statuses that mean the tests ran: the suite's exit_codes_ok (pytest: 0 passed, 1 some failed) and
+    5 (nothing collected: missing evidence). pytest's 2 (interrupted, e.g. a collection error), 3 (internal error),
+    4 (usage error), a signal or a timeout mean they did not: the stage is an error."""
+    return {*suite.exit_codes_ok, NO_TESTS_COLLECTED}
 
 
 def _redact_file(path: Path) -> None:
@@ -161,7 +166,3 @@ def _finding(suite: Suite, case: TestCase) -> Finding:
                    title=f"{case.node_id} {case.outcome} ({suite.kind} suite '{suite.name}')", location=case.node_id,
                    evidence=redact(case.message[:600]), fingerprint=fingerprint("test", case.node_id),
                    data={"suite": suite.name, "attempts": case.attempts})
-
-
-def _tail(text: str) -> str:
-    return " | ".join(text.strip().splitlines()[-5:])[-600:]

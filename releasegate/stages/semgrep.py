@@ -23,7 +23,7 @@ from releasegate.fingerprint import fingerprint, normalise_code, normalise_path
 from releasegate.models import Artifact, Finding, Metric, Severity, StageResult, Status
 from releasegate.policy import Policy, Semgrep
 from releasegate.redact import redact
-from releasegate.stages.base import ToolRun, find_tool, guarded, now, run_tool
+from releasegate.stages.base import ToolRun, find_tool, fresh_folder, guarded, now, require_ran, run_tool
 
 log = logging.getLogger("releasegate")
 
@@ -48,6 +48,10 @@ SEVERITY = {
 }
 UNKNOWN_SEVERITY = Severity.high
 
+# Semgrep's exit statuses when it scanned: 0 (findings or not), 1 (findings, with --error). Any other status
+# (2 fatal error, 7 invalid config, …), a signal or a timeout means the scan cannot be trusted.
+SEMGREP_OK = (0, 1)
+
 # Offline and private: no version check, no metrics, settings and logs under the evidence folder.
 OFFLINE_ENV = {"SEMGREP_ENABLE_VERSION_CHECK": "0", "SEMGREP_SEND_METRICS": "off"}
 
@@ -61,7 +65,7 @@ def run(policy: Policy, ctx: RunContext) -> StageResult:
 
 def _run(policy: Policy, spec: Semgrep, ctx: RunContext, started: datetime) -> StageResult:
     rule_files = resolve_rules(policy, spec.rules)
-    out_dir = ctx.evidence / STAGE
+    out_dir = fresh_folder(ctx.evidence / STAGE)
     tool = scan_semgrep(rule_files, spec, ctx.source, out_dir)
     doc = read_output(tool, out_dir / "semgrep.json")
     findings = parse_semgrep(attach_lines(doc, ctx.source), spec.blocking_severity, str(ctx.source))
@@ -141,8 +145,14 @@ def scan_semgrep(rule_files: list[Path], spec: Semgrep, source: Path, out_dir: P
 
 
 def read_output(tool: ToolRun, json_path: Path) -> dict[str, Any]:
-    """Semgrep's JSON document, or StageError when it is missing, unreadable or reports a fatal error."""
-    doc = load_semgrep_json(tool.stdout, tool.returncode, tool.stderr)
+    """Semgrep's JSON document, or StageError when semgrep did not end as it does after a scan (timeout, signal,
+    an exit status outside SEMGREP_OK) or its JSON is missing, unreadable or reports a fatal error."""
+    try:
+        require_ran(tool, SEMGREP_OK)
+        doc = load_semgrep_json(tool.stdout, tool.returncode, tool.stderr)
+    except StageError as exc:
+        fatal = fatal_errors(_json_object(tool.stdout))
+        raise StageError(f"{exc}; semgrep's own errors: {'; '.join(fatal)}" if fatal else str(exc)) from None
     fatal = fatal_errors(doc)
     if fatal:
         raise StageError(f"semgrep could not scan (exit {tool.returncode}): {'; '.join(fatal)} — "
@@ -151,15 +161,20 @@ def read_output(tool: ToolRun, json_path: Path) -> dict[str, Any]:
 
 
 def load_semgrep_json(stdout: str, returncode: int, stderr: str = "") -> dict[str, Any]:
-    try:
-        doc = json.loads(stdout)
-    except ValueError:
-        doc = None
-    if not isinstance(doc, dict) or not isinstance(doc.get("results"), list):
+    doc = _json_object(stdout)
+    if not isinstance(doc.get("results"), list):
         tail = (stderr.strip().splitlines() or ["no output on stderr"])[-1][:200]
-        raise StageError(f"semgrep output unreadable (exit {returncode}): expected JSON with 'results' — "
-                         f"last stderr line: {tail}")
+        what = "semgrep printed nothing on stdout" if not stdout.strip() else "expected JSON with 'results'"
+        raise StageError(f"semgrep output unreadable (exit {returncode}): {what} — last stderr line: {tail}")
     return doc
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return {}
+    return doc if isinstance(doc, dict) else {}
 
 
 def fatal_errors(doc: Mapping[str, Any]) -> list[str]:
