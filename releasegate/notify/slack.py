@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,9 +78,10 @@ def build_message(ctx: RunContext, verdict: Verdict, report_link: str, *,
 
 
 def fallback_text(ctx: RunContext, verdict: Verdict, report_link: str) -> str:
+    """The notification text (Slack reads it as mrkdwn): every value escaped."""
     count = len(verdict.reasons)
-    return (f"{TITLE[verdict.decision]}: {ctx.service}@{ctx.version} — {count} reason(s) — "
-            f"report: {report_link} — run {ctx.run_id}")
+    return (f"{TITLE[verdict.decision]}: {_escape(ctx.service)}@{_escape(ctx.version)} — {count} reason(s) — "
+            f"report: {_escape(report_link)} — run {_escape(ctx.run_id)}")
 
 
 def format_reason(reason: Reason, limit: int = 300) -> str:
@@ -104,7 +106,8 @@ def redact_payload(value: Any) -> Any:
 
 def _header(ctx: RunContext, decision: Decision, waivers: int = 0) -> dict:
     with_waivers = f" (with {waivers} waiver{'s' if waivers != 1 else ''})" if waivers else ""
-    text = _clip(f"{EMOJI[decision]} {TITLE[decision]}{with_waivers}: {ctx.service}@{ctx.version}", 150)
+    text = _clip(f"{EMOJI[decision]} {TITLE[decision]}{with_waivers}: {_escape(ctx.service)}@{_escape(ctx.version)}",
+                 150)
     return {"type": "header", "text": {"type": "plain_text", "text": text, "emoji": True}}
 
 
@@ -143,20 +146,26 @@ def _waivers_block(verdict: Verdict) -> dict:
 
 
 def _link_block(report_link: str) -> dict:
-    if report_link.startswith(("http://", "https://")):
-        text = f"<{report_link}|Open the report>"
+    """A link only for an http(s) URL that cannot end Slack's <url|label> early; anything else as text."""
+    if report_link.startswith(("http://", "https://")) and not _LINK_BREAKERS.search(report_link):
+        text = f"<{_escape(report_link)}|Open the report>"
     else:
-        text = f"Report: `{report_link}`"
+        text = f"Report: `{_escape(report_link)}`"
     return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
 
 
+_LINK_BREAKERS = re.compile(r"[\s<>|`]")
+
+
 def _context(ctx: RunContext, verdict: Verdict) -> dict:
-    text = f"run `{ctx.run_id}` · decided {utc(verdict.decided_at):%Y-%m-%d %H:%M UTC}"
+    text = f"run `{_escape(ctx.run_id)}` · decided {utc(verdict.decided_at):%Y-%m-%d %H:%M UTC}"
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
 
 
 def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Slack's control characters as entities, so text never becomes a mention (<!channel>), a link or a
+    user reference; applied to every value in the message."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _clip(text: str, limit: int) -> str:
