@@ -1,6 +1,9 @@
 """Airflow plugin: a verdict history view and JSON API in the Airflow UI (api-server), under /releasegate.
 
-The FastAPI app is built when the api-server loads plugins; it reads the gate's own database.
+The FastAPI app is built when the api-server loads plugins; it reads the gate's own database. Every
+route authenticates like Airflow's own API: the caller's JWT (``Authorization: Bearer`` or the UI's
+session cookie) through the configured auth manager, and read access to the runs of the release_gate
+DAG (401 without credentials, 403 with a bad token or without that access). No OpenAPI docs are served.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import html
 from airflow.plugins_manager import AirflowPlugin
 
 DECISION_COLOURS = {"GO": "#1a7f37", "NO_GO": "#cf222e", "INCONCLUSIVE": "#9a6700"}
+DAG_ID = "release_gate"
 
 
 def recent_runs(service: str | None = None, limit: int = 50) -> list[dict]:
@@ -31,11 +35,20 @@ def render_history(rows: list[dict]) -> str:
             f"<th>Decision</th><th>Run</th></tr>{cells}</table>")
 
 
+def requires_gate_read():
+    """The dependency Airflow puts on its own DAG-run routes: an authenticated user who may read release_gate's runs."""
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+    from airflow.api_fastapi.core_api.security import requires_access_dag
+
+    return requires_access_dag(method="GET", access_entity=DagAccessEntity.RUN, param_dag_id=DAG_ID)
+
+
 def create_app():
-    from fastapi import FastAPI
+    from fastapi import Depends, FastAPI
     from fastapi.responses import HTMLResponse
 
-    app = FastAPI(title="releasegate", description="Release gate verdict history")
+    app = FastAPI(title="releasegate", description="Release gate verdict history",
+                  dependencies=[Depends(requires_gate_read())], docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.get("/verdicts")
     def verdicts(service: str | None = None, limit: int = 50) -> list[dict]:
