@@ -21,6 +21,7 @@ from persistence.tables import (
 from persistence.upsert import upsert
 
 _CHUNK = 500
+NO_CHANNEL = "(none)"   # the channel recorded when a policy names no Slack channel: nothing to deliver
 RUN_ALIASES = {"started": "started_at", "finished": "finished_at"}
 FINDING_FIELDS = ("kind", "rule", "severity", "title", "location", "evidence", "fingerprint", "blocking", "data")
 
@@ -177,3 +178,39 @@ class NotificationRepository:
     def for_run(self, run_id: str) -> list[dict[str, Any]]:
         query = select(NotificationRow.__table__).where(NotificationRow.run_id == run_id)
         return _dicts(self.session.execute(query.order_by(NotificationRow.channel)))
+
+    # --- the outbox: notifications that were not delivered are sent again later ---------------------------------
+    #
+    # A retry leases its row first: ``claim`` moves ``updated_at`` to the end of the lease, but only if
+    # nobody changed the row since it was read (same attempts) and no other lease is running, so two
+    # processes never send the same notification at once; ``pending`` leaves leased rows out. ``settle``
+    # records the outcome and ends the lease; a retry that died is pending again when its lease ends.
+
+    def pending(self, at: datetime, service: str | None = None, exclude_run: str | None = None,
+                limit: int = 100) -> list[dict[str, Any]]:
+        """Notifications to a channel that were not delivered (status other than sent), oldest first, with
+        the run's ``service``; rows leased by a retry in flight (``updated_at`` after ``at``) are left out."""
+        table = NotificationRow.__table__
+        query = (select(table, Run.service).join(Run, Run.run_id == NotificationRow.run_id)
+                 .where(NotificationRow.status != "sent", NotificationRow.channel != NO_CHANNEL,
+                        NotificationRow.updated_at <= at)
+                 .order_by(NotificationRow.updated_at, NotificationRow.id).limit(limit))
+        if service is not None:
+            query = query.where(Run.service == service)
+        if exclude_run is not None:
+            query = query.where(NotificationRow.run_id != exclude_run)
+        return _dicts(self.session.execute(query))
+
+    def claim(self, notification: dict[str, Any], at: datetime, lease_until: datetime) -> bool:
+        """Lease ``notification`` (as ``pending`` returned it) for one retry; False when another process has it."""
+        result = self.session.execute(update(NotificationRow).where(
+            NotificationRow.id == notification["id"], NotificationRow.status != "sent",
+            NotificationRow.attempts == notification["attempts"], NotificationRow.updated_at <= at,
+        ).values(updated_at=lease_until))
+        return result.rowcount == 1
+
+    def settle(self, notification_id: int, status: str, attempts: int, response: dict[str, Any] | None,
+               at: datetime) -> None:
+        """Record a retry's outcome and end its lease."""
+        self.session.execute(update(NotificationRow).where(NotificationRow.id == notification_id).values(
+            status=_plain(status), attempts=attempts, response=response, updated_at=at))

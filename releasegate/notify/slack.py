@@ -1,7 +1,9 @@
 """The verdict as a Slack message: Block Kit payload, token resolution, a post that never raises.
 
 Notification is a side effect of the verdict, never part of it: a failed post is logged as a
-warning and recorded in the evidence, and the verdict stands.
+warning and recorded in the evidence, and the verdict stands. A notification that was not delivered
+stays pending in the outbox (the notifications table) and is sent later: by the next run of the same
+service once its own message got through, or by `releasegate notify --pending`.
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ import logging
 import os
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from releasegate.context import RunContext
+from releasegate.errors import ReleaseGateError
 from releasegate.models import Decision, Reason, Verdict
 from releasegate.policy import Slack
 from releasegate.redact import redact
@@ -30,6 +34,7 @@ RESPONSE_FILE = "slack-response.json"
 MAX_RETRIES = 3         # per handler; slack_sdk counts retries of one call across all handlers
 RETRY_BACKOFF_S = 0.5   # 5xx and connection errors: 0.5 s, 1 s, 2 s (429 waits for Retry-After)
 TIMEOUT_S = 15
+RETRY_LEASE = timedelta(minutes=10)   # how long a retry in flight keeps others off its notification
 
 EMOJI = {Decision.GO: ":white_check_mark:", Decision.NO_GO: ":no_entry:", Decision.INCONCLUSIVE: ":warning:"}
 TITLE = {Decision.GO: "GO", Decision.NO_GO: "NO-GO",
@@ -50,6 +55,7 @@ class NotifyOutcome:
     response: dict[str, Any] | None = None
     path: Path | None = None         # the payload file in the evidence folder
     error: str | None = None
+    retried: list[dict[str, Any]] = field(default_factory=list)  # earlier notifications sent again
 
 
 @dataclass(frozen=True)
@@ -190,8 +196,73 @@ def notify(ctx: RunContext, verdict: Verdict, slack_cfg: Slack | None, report_li
     else:
         outcome = post(target, payload)
         outcome.path = path
+        if outcome.status == "sent":  # Slack answers again: deliver what this service still owes
+            outcome.retried = _retry_quietly(target, ctx.service, ctx.run_id)
     write_json(ctx.evidence / RESPONSE_FILE, _response_record(outcome))
     return outcome
+
+
+# --- the outbox: notifications not delivered yet -----------------------------------------------------
+
+class SlackNotConfigured(ReleaseGateError):
+    """No token to send with; the message says where to put one."""
+
+
+def deliver_pending(service: str | None = None, at: datetime | None = None) -> list[dict[str, Any]]:
+    """`releasegate notify --pending`: send every notification not delivered yet (of ``service``, or all)."""
+    target = resolve_target(Slack(channel="(pending)"))
+    if target is None:
+        raise SlackNotConfigured(f"Slack is not configured: set {TOKEN_ENV} (and {BASE_URL_ENV} for a "
+                                 "Slack-compatible server), or run inside an Airflow task with the connection "
+                                 f"{DEFAULT_CONNECTION!r}")
+    return retry_pending(target, service=service, at=at)
+
+
+def retry_pending(target: SlackTarget, service: str | None = None, exclude_run: str | None = None,
+                  at: datetime | None = None) -> list[dict[str, Any]]:
+    """Send the stored payload of each pending notification again; each outcome is recorded with an audit event.
+
+    Returns one ``{run_id, channel, service, status, attempts, error}`` per notification tried.
+    """
+    from releasegate import store
+
+    at = at or datetime.now(UTC)
+    with store.unit_of_work() as uow:
+        pending = uow.notifications.pending(at, service=service, exclude_run=exclude_run)
+    return [result for row in pending if (result := _retry_one(target, row, at)) is not None]
+
+
+def _retry_one(target: SlackTarget, row: dict[str, Any], at: datetime) -> dict[str, Any] | None:
+    from releasegate import store
+    from releasegate.audit import record
+
+    with store.unit_of_work() as uow:
+        if not uow.notifications.claim(row, at, at + RETRY_LEASE):
+            return None  # another process is sending it, or sent it since we looked
+        uow.commit()
+    payload = dict(row["payload"] or {})
+    payload["channel"] = payload.get("channel") or row["channel"]
+    outcome = post(target, payload)
+    attempts = row["attempts"] + outcome.attempts
+    with store.unit_of_work() as uow:
+        response = redact_payload(outcome.response or ({"error": outcome.error} if outcome.error else None))
+        uow.notifications.settle(row["id"], outcome.status, attempts, response, datetime.now(UTC))
+        record(uow, "notification.retried", row["channel"], {"status": outcome.status, "attempts": attempts},
+               datetime.now(UTC), row["run_id"])
+        uow.commit()
+    log.info("Slack: pending notification of run %s to %s: %s (%d attempt(s) in all)",
+             row["run_id"], row["channel"], outcome.status, attempts)
+    return {"run_id": row["run_id"], "channel": row["channel"], "service": row["service"],
+            "status": outcome.status, "attempts": attempts, "error": outcome.error}
+
+
+def _retry_quietly(target: SlackTarget, service: str, run_id: str) -> list[dict[str, Any]]:
+    try:
+        return retry_pending(target, service=service, exclude_run=run_id)
+    except Exception as exc:  # noqa: BLE001 (the outbox is best effort here; `notify --pending` reports it)
+        log.warning("Slack: could not retry pending notifications of %s (%s: %s); `releasegate notify "
+                    "--pending` sends them later", service, type(exc).__name__, redact(str(exc)))
+        return []
 
 
 def resolve_target(slack_cfg: Slack) -> SlackTarget | None:
