@@ -9,7 +9,7 @@ USER airflow
 COPY --chown=airflow:root pyproject.toml README.md /opt/releasegate/
 COPY --chown=airflow:root releasegate /opt/releasegate/releasegate
 COPY --chown=airflow:root persistence /opt/releasegate/persistence
-RUN pip install --no-cache-dir "/opt/releasegate" "apache-airflow-providers-celery>=3.8,<4"
+RUN pip install --no-cache-dir "/opt/releasegate"  # its dependencies include the Celery provider
 COPY --chown=airflow:root include /opt/airflow/include
 COPY --chown=airflow:root dags /opt/airflow/dags
 COPY --chown=airflow:root plugins /opt/airflow/plugins

@@ -98,6 +98,21 @@ def drop_database(name: str) -> None:
               (f'DROP DATABASE IF EXISTS "{name}"', ()))
 
 
+def redis_client(db: int):
+    import redis
+
+    return redis.Redis.from_url(f"{REDIS}/{db}", socket_connect_timeout=5)
+
+
+def empty_redis_db(home: Path) -> int:
+    """An empty Redis database number for this cluster's broker, claimed with a marker key (down flushes it)."""
+    for db in range(1, 16):
+        client = redis_client(db)
+        if client.dbsize() == 0 and client.set("releasegate:cluster", str(home), nx=True):
+            return db
+    raise SystemExit(f"cluster: no empty Redis database at {REDIS} (1-15 all hold keys)")
+
+
 # --- settings (docker-compose.yml sets the same) -------------------------------------------------------
 
 def settings(home: Path, state: dict) -> dict[str, str]:
@@ -264,7 +279,9 @@ def _up(args: argparse.Namespace) -> int:
     executor = {"local": "LocalExecutor", "celery": "CeleryExecutor"}[args.executor]
     state = {"executor": executor, "databases": [f"{tag}_airflow", f"{tag}_gate"], "processes": [],
              "api_port": args.port or free_port(), "log_port": free_port(), "jwt_secret": secrets.token_hex(16),
-             "password": secrets.token_urlsafe(12), "redis_db": int(tag[-4:], 16) % 14 + 1}
+             "password": secrets.token_urlsafe(12)}
+    if executor == "CeleryExecutor":
+        state["redis_db"] = empty_redis_db(home)
     save_state(home, state)
     state["metadata_url"] = create_database(state["databases"][0])
     state["gate_url"] = create_database(state["databases"][1])
@@ -312,6 +329,9 @@ def down(args: argparse.Namespace) -> int:
             log(f"dropped database {name}")
         except Exception as exc:  # noqa: BLE001 - report and go on: the processes are stopped either way
             log(f"could not drop database {name}: {exc}")
+    if "redis_db" in state:
+        redis_client(state["redis_db"]).flushdb()
+        log(f"emptied Redis database {state['redis_db']}")
     state_file(home).unlink(missing_ok=True)
     return 0
 

@@ -1,0 +1,123 @@
+"""The verdict on Airflow's real engine: `scripts/cluster.py` starts the topology as real processes on loopback
+(PostgreSQL metadata, LocalExecutor; CeleryExecutor on Redis with two workers), `releasegate trigger --wait`
+asks it for the verdict, and both demo releases get the decision and the reasons `releasegate run` gets.
+The DAG run's state is the answer (success for GO only), measurements never overlap any other task of any
+gate run, and nothing started is left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+
+from tests.support.demo import ROOT
+
+pytestmark = pytest.mark.slow
+BIN = Path(sys.executable).parent
+CLUSTER = ROOT / "scripts" / "cluster.py"
+MEASURING = {"load_test", "chaos"}
+
+
+def _exports(text: str) -> dict[str, str]:
+    import shlex
+
+    pairs = (shlex.split(line.removeprefix("export "))[0].split("=", 1) for line in text.splitlines()
+             if line.startswith("export "))
+    return dict(pairs)
+
+
+def _leftovers(home: Path) -> list[str]:
+    """Processes whose command line or working folder lies under the cluster's home (services, tools, Airflow)."""
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline", "cwd"]):
+        try:
+            text = " ".join(proc.info["cmdline"] or []) + " " + (proc.info["cwd"] or "")
+        except psutil.Error:
+            continue
+        if str(home) in text and proc.pid != os.getpid():
+            found.append(f"{proc.pid}: {text[:200]}")
+    return found
+
+
+@pytest.fixture(scope="module", params=["local", "celery"])
+def cluster(request, tmp_path_factory):
+    home = tmp_path_factory.mktemp(f"cluster-{request.param}")
+    args = ["--executor", request.param, "--home", str(home)] + (["--workers", "2"] if request.param == "celery" else [])
+    up = subprocess.run([sys.executable, str(CLUSTER), "up", *args], capture_output=True, text=True, timeout=600,
+                        check=False)
+    try:
+        assert up.returncode == 0, up.stderr[-4000:]
+        yield {"executor": request.param, "home": home, "env": {**os.environ, **_exports(up.stdout)}}
+    finally:
+        state = json.loads((home / "cluster.json").read_text()) if (home / "cluster.json").is_file() else {}
+        down = subprocess.run([sys.executable, str(CLUSTER), "down", "--home", str(home)], capture_output=True,
+                              text=True, timeout=300, check=False)
+        assert down.returncode == 0, down.stderr[-3000:]
+        assert not [p for p in state.get("processes", []) if psutil.pid_exists(p["pid"])
+                    and abs(psutil.Process(p["pid"]).create_time() - p["created"]) < 1]
+        assert _leftovers(home) == []
+
+
+def trigger(env: dict[str, str], version: str) -> tuple[int, dict]:
+    proc = subprocess.run([str(BIN / "releasegate"), "trigger", "--service", "inventory", "--version", version,
+                           "--policy", "include/demo/gate.yaml", "--wait", "--json", "--timeout", "900"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=1000, check=False)
+    assert proc.stdout.strip(), f"no JSON (exit {proc.returncode}): {proc.stderr[-3000:]}"
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def task_instances(env: dict[str, str]) -> list[dict]:
+    url = env["RELEASEGATE_AIRFLOW_URL"]
+    token = requests.post(f"{url}/auth/token", json={"username": env["RELEASEGATE_AIRFLOW_USERNAME"],
+                                                     "password": env["RELEASEGATE_AIRFLOW_PASSWORD"]},
+                          timeout=10).json()["access_token"]
+    response = requests.get(f"{url}/api/v2/dags/release_gate/dagRuns/~/taskInstances", params={"limit": 1000},
+                            headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    response.raise_for_status()
+    return response.json()["task_instances"]
+
+
+def _window(ti: dict) -> tuple[datetime, datetime]:
+    return datetime.fromisoformat(ti["start_date"]), datetime.fromisoformat(ti["end_date"])
+
+
+def overlaps_with_measurements(tis: list[dict]) -> list[str]:
+    """Every pair (measuring task, other task of the host pool) whose run times overlap, across all runs."""
+    ran = [ti for ti in tis if ti["start_date"] and ti["end_date"] and ti["pool"] == "releasegate_host"]
+    clashes = []
+    for measuring in (ti for ti in ran if ti["task_id"] in MEASURING):
+        start, end = _window(measuring)
+        for other in ran:
+            if other is measuring:
+                continue
+            other_start, other_end = _window(other)
+            if other_start < end and start < other_end:
+                clashes.append(f"{measuring['dag_run_id']}/{measuring['task_id']} with "
+                               f"{other['dag_run_id']}/{other['task_id']}[{other['map_index']}]")
+    return clashes
+
+
+def test_both_demo_releases_get_the_cli_verdict_and_measurements_run_alone(cluster, demo_cli_runs):
+    versions = ["1.0.0", "1.1.0"]
+    if cluster["executor"] == "celery":  # two runs at once on one host
+        with ThreadPoolExecutor(2) as pool:
+            answers = dict(zip(versions, pool.map(lambda v: trigger(cluster["env"], v), versions)))
+    else:
+        answers = {v: trigger(cluster["env"], v) for v in versions}
+
+    for version, expected_exit, expected_state in (("1.0.0", 0, "success"), ("1.1.0", 1, "failed")):
+        code, data = answers[version]
+        cli_code, cli = demo_cli_runs[version]
+        assert (code, data["decision"], data["dag_run_state"]) == (expected_exit, cli["decision"], expected_state)
+        assert cli_code == expected_exit
+        assert {r["fingerprint"] for r in data["reasons"]} == {r["fingerprint"] for r in cli["reasons"]}
+        assert data["dag_run_id"] and Path(data["report"]).is_file()
+    assert overlaps_with_measurements(task_instances(cluster["env"])) == []
