@@ -80,3 +80,38 @@ def test_params_have_a_schema(dagbag):
     params = dagbag.dags["release_gate"].params
     assert set(params) == {"service", "version", "policy"}
     assert params.get_param("version").schema["pattern"]
+
+
+def _upstream_closure(dag, task_id: str) -> set[str]:
+    seen, todo = set(), [task_id]
+    while todo:
+        for up in dag.get_task(todo.pop()).upstream_task_ids:
+            if up not in seen:
+                seen.add(up)
+                todo.append(up)
+    return seen
+
+
+def test_measurements_run_alone(dagbag):
+    """Load and chaos take every slot of the host pool and start only after everything that touches the service
+    or loads the host; chaos follows the load test."""
+    dag = dagbag.dags["release_gate"]
+    tasks = {t.task_id: t for t in dag.tasks}
+    pool_size = max(t.pool_slots for t in dag.tasks if t.pool == "releasegate_host")
+    for measuring in ("load_test", "chaos"):
+        assert (tasks[measuring].pool, tasks[measuring].pool_slots) == ("releasegate_host", pool_size)
+        assert {"run_suite", "scan_semgrep", "scan_pip_audit", "alert_thresholds"} <= _upstream_closure(dag, measuring)
+    assert "load_test" in _upstream_closure(dag, "chaos")
+    for work in ("provision", "run_suite", "scan_semgrep", "scan_pip_audit", "alert_thresholds", "compile_report"):
+        assert (tasks[work].pool, tasks[work].pool_slots) == ("releasegate_host", 1)
+    service_queue = {tasks[t].queue for t in ("provision", "run_suite", "load_test", "chaos", "stop_service")}
+    assert len(service_queue) == 1, "every task that needs the service runs on the service's queue"
+
+
+def test_the_run_state_and_result_are_the_verdict(dagbag):
+    dag = dagbag.dags["release_gate"]
+    tasks = {t.task_id: t for t in dag.tasks}
+    assert {t.task_id for t in dag.tasks if t.returns_dag_result} == {"verdict"}
+    assert tasks["verdict"].trigger_rule == "all_done", "the verdict is read whatever happened before"
+    assert tasks["enforce_verdict"].upstream_task_ids == {"verdict"}
+    assert not tasks["enforce_verdict"].downstream_task_ids, "a leaf: its failure fails the run"

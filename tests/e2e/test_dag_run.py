@@ -27,22 +27,22 @@ def airflow_env(tmp_path_factory) -> dict[str, str]:
     return env
 
 
-def dag_verdict(env: dict[str, str], version: str) -> tuple[dict, str]:
+def dag_verdict(env: dict[str, str], version: str) -> tuple[dict, str, int]:
     conf = json.dumps({"service": "inventory", "version": version, "policy": "include/demo/gate.yaml"})
     proc = subprocess.run([str(BIN / "airflow"), "dags", "test", "release_gate", "-c", conf], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=900, check=False)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     evidence = Path(env["RELEASEGATE_HOME"]) / "evidence" / "inventory" / version
     runs = sorted(evidence.iterdir(), key=lambda p: p.stat().st_mtime)
     assert runs, f"the DAG run left no evidence under {evidence}"
-    return json.loads((runs[-1] / "verdict.json").read_text()), proc.stdout + proc.stderr
+    return json.loads((runs[-1] / "verdict.json").read_text()), proc.stdout + proc.stderr, proc.returncode
 
 
 @pytest.mark.parametrize("version", ["1.0.0", "1.1.0"])
 def test_dag_and_cli_reach_the_same_verdict(airflow_env, demo_cli_runs, version):
-    from_dag, task_log = dag_verdict(airflow_env, version)
-    _, from_cli = demo_cli_runs[version]
+    from_dag, task_log, code = dag_verdict(airflow_env, version)
+    cli_code, from_cli = demo_cli_runs[version]
     assert from_dag["decision"] == from_cli["decision"]
+    assert code == (0 if from_dag["decision"] == "GO" else 1), "the DAG run's state is the answer: failed unless GO"
     assert {r["fingerprint"] for r in from_dag["reasons"]} == {r["fingerprint"] for r in from_cli["reasons"]}
     assert from_dag["run_id"].startswith("release_gate__")
     assert Path(from_dag["report"]).is_file()
