@@ -207,7 +207,8 @@ def _record_defects(ctx: RunContext, results: list[StageResult], seen_at: dateti
     findings = [{**f.model_dump(mode="json"), "stage": r.stage} for r in results for f in r.findings]
     completed = {r.stage for r in results if r.status is not Status.error and not r.evidence_empty}
     with store.unit_of_work() as uow:
-        transitions = uow.defects.observe(ctx.service, ctx.run_id, findings, completed, seen_at, waived=waived)
+        # observed at the run's start (persistence/defects.py): a late retry of an older run fixes nothing a newer saw
+        transitions = uow.defects.observe(ctx.service, ctx.run_id, findings, completed, ctx.started, waived=waived)
         for change in transitions:
             record(uow, "defect.transition", change["fingerprint"], {"from": change.get("from"), "to": change["to"]},
                    seen_at, ctx.run_id)
