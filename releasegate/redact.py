@@ -1,68 +1,293 @@
-"""Secret redaction for any text that came from a tool, a log or the environment.
+"""Secret redaction: the one pass every text goes through before the gate stores, writes, logs or prints it.
 
-Every excerpt, error message and summary passes through `redact()` before the gate renders,
-writes or sends it, so a token printed by a test or a crash never reaches a report or Slack.
+`redact(text)` masks what it can recognise (credentials in URLs, private key blocks, well-known token
+formats, `password=...` assignments) and every value it has been told is secret: the values of the
+gate's own environment variables whose names look secret (read at call time), and the secrets of the
+policies this process has loaded (`remember_policy`: values of `env` entries whose names look secret,
+passwords in any URL the policy holds) or of the service's filled-in environment (`remember_env`).
+
+Everything that enters the gate database, the audit trail, the evidence folder, a log or the CLI's
+output passes through here first (`redact`, `redact_data`, `redact_file`, `RedactingFilter`), so a
+secret is never stored and nothing ever needs scrubbing afterwards.
+
+Every pattern runs in time linear in the text: quantifiers that could rescan are bounded, and URLs and
+assignments are found from a cheap anchor (``:/``, ``=``, ``:``) outward instead of by a regex that
+could try every start position against the rest of the text.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import threading
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
 
 MASK = "[REDACTED]"
-MIN_ENV_VALUE = 6
+MIN_SECRET_CHARS = 6  # shorter values are too likely to be ordinary text to mask wherever they appear
+MIN_ENV_VALUE = MIN_SECRET_CHARS
+CHUNK_BYTES = 1 << 20  # log files are redacted a chunk of whole lines at a time
 
-_SECRET_ENV_NAME = re.compile(r"PASSWORD|PASSWD|TOKEN|SECRET|KEY", re.IGNORECASE)
+_SECRET_NAME = re.compile(r"PASSWORD|PASSWD|PASSPHRASE|TOKEN|SECRET|KEY|CREDENTIAL", re.IGNORECASE)
+_SECRET_ENV_NAME = _SECRET_NAME
 
 _PRIVATE_KEY = re.compile(
-    r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)", re.DOTALL)
-_URL_CREDENTIALS = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]+:)[^\s@/]+(?P<at>@)")
+    r"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]{0,40}PRIVATE KEY-----|\Z)", re.DOTALL)
+_KEY_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY-----")
+_KEY_END = re.compile(r"-----END [A-Z0-9 ]{0,40}PRIVATE KEY-----")
 _TOKENS = (
     re.compile(r"\bxox[abprs]-[A-Za-z0-9-]+"),                        # Slack
     re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),                     # AWS access key id
     re.compile(r"\bgh[pousr]_[A-Za-z0-9]{20,}\b"),                    # GitHub
     re.compile(r"\bgithub_pat_[A-Za-z0-9_]{20,}\b"),                  # GitHub fine-grained
 )
-_BEARER = re.compile(r"(?P<head>\bBearer\s+)[A-Za-z0-9\-._~+/]+=*", re.IGNORECASE)
-_ASSIGNMENT = re.compile(
-    r"""(?P<head>\b[\w.-]*?(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key)[\w.-]*
-          ["']?\s*(?:=(?!=)|:(?!//))\s*)
-        (?!\[REDACTED\])
-        (?:"(?P<dq>[^"\n]*)"|'(?P<sq>[^'\n]*)'|(?P<bare>[^\s"',;&}\]\)]+))""",
-    re.IGNORECASE | re.VERBOSE,
-)
+_BEARER = re.compile(r"(?P<head>\bBearer\s+)(?!\[REDACTED\])[A-Za-z0-9\-._~+/]+=*", re.IGNORECASE)
 
+# URLs: `scheme:/` with one slash or more (a URL that went through path normalisation keeps one), then
+# `user:password@`. The password runs to the last `@` before the host (`p@ss@host`), never past a `/`.
+_SCHEME_SLASHES = re.compile(r":/+")
+_SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-")
+_USERINFO = re.compile(r"[^\s:/@]*:(?P<password>[^\s/?#@]*(?:@[^\s/?#@]*)*)@")
+
+# `key = value` and `"key": "value"` where the key names a secret.
+_KEY = re.compile(r"(?<![\w.-])(?P<key>[\w.-]+)[\"']?\s*(?:=(?!=)|:(?!//))\s*")
+_SECRET_KEY = re.compile(r"password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key",
+                         re.IGNORECASE)
+_VALUE = re.compile(r"\"(?P<dq>[^\"\n]*)\"|'(?P<sq>[^'\n]*)'|(?P<bare>[^\s\"',;&}\])]+)")
+
+_known: set[str] = set()
+_known_lock = threading.Lock()
+
+
+# --- the pass ----------------------------------------------------------------------------------------
 
 def redact(text: str) -> str:
     """The text with every secret it contains replaced by [REDACTED] (key names are kept)."""
     if not text:
         return text
-    text = _redact_env_values(text)
+    text = _redact_values(text)
     text = _PRIVATE_KEY.sub(MASK, text)
-    text = _URL_CREDENTIALS.sub(lambda m: f"{m['head']}{MASK}{m['at']}", text)
+    text = _redact_urls(text)
     for pattern in _TOKENS:
         text = pattern.sub(MASK, text)
     text = _BEARER.sub(lambda m: f"{m['head']}{MASK}", text)
-    return _ASSIGNMENT.sub(_mask_assignment, text)
+    return _redact_assignments(text)
+
+
+def redact_data(value: Any, keep: Iterable[str] = ()) -> Any:
+    """A copy of a JSON-like value with every string redacted; mapping keys, and the values of keys in `keep`
+    (identifiers such as a stage name or a fingerprint), are left as they are."""
+    kept = frozenset(keep)
+
+    def walk(item: Any) -> Any:
+        if isinstance(item, str):
+            return redact(item)
+        if isinstance(item, Mapping):
+            return {k: (v if k in kept else walk(v)) for k, v in item.items()}
+        if isinstance(item, (list, tuple)):
+            return [walk(v) for v in item]
+        return item
+
+    return walk(value)
+
+
+def redact_file(source: Path, target: Path) -> None:
+    """Write `source`, redacted, to `target` (atomically); whole lines at a time, a private key block whole."""
+    from releasegate.atomic import atomic_writer
+
+    with open(source, encoding="utf-8", errors="replace", newline="") as raw, atomic_writer(target) as out:
+        chunk: list[str] = []
+        size = 0
+        for line in raw:
+            chunk.append(line)
+            size += len(line)
+            if size >= CHUNK_BYTES and not _open_key_block(chunk):
+                out.write(redact("".join(chunk)).encode("utf-8"))
+                chunk, size = [], 0
+        if chunk:
+            out.write(redact("".join(chunk)).encode("utf-8"))
+
+
+def _open_key_block(lines: list[str]) -> bool:
+    text = "".join(lines[-200:])  # a key block is a few dozen lines
+    begins = [m.end() for m in _KEY_BEGIN.finditer(text)]
+    return bool(begins) and not _KEY_END.search(text, begins[-1])
+
+
+# --- values known to be secret -----------------------------------------------------------------------
+
+def looks_secret(name: str) -> bool:
+    """Whether an environment variable's name says its value is a secret (TOKEN, SECRET, PASSWORD, KEY...)."""
+    return bool(_SECRET_NAME.search(name))
 
 
 def secret_env_values() -> list[str]:
-    """Values of environment variables whose names look secret, longest first (read at call time)."""
-    values = {value for name, value in os.environ.items()
-              if _SECRET_ENV_NAME.search(name) and len(value) >= MIN_ENV_VALUE}
+    """Values of the gate's environment variables whose names look secret, longest first (read at call time)."""
+    values = {value for name, value in os.environ.items() if looks_secret(name) and len(value) >= MIN_SECRET_CHARS}
     return sorted(values, key=len, reverse=True)
 
 
-def _redact_env_values(text: str) -> str:
-    for value in secret_env_values():
+def remember(values: Iterable[str]) -> None:
+    """Mask these values from now on in this process (too-short values are ignored)."""
+    usable = {v for v in values if isinstance(v, str) and len(v.strip()) >= MIN_SECRET_CHARS and v not in MASK}
+    if usable:
+        with _known_lock:
+            _known.update(usable)
+
+
+def remember_env(env: Mapping[str, str]) -> None:
+    """The secret-looking entries of an environment the gate passes to a process (policy values filled in)."""
+    remember(value for name, value in env.items() if looks_secret(name))
+    remember(url_passwords(env.values()))
+
+
+def remember_policy(policy: Any) -> None:
+    """Every secret a policy declares (see `policy_secrets`)."""
+    remember(policy_secrets(policy))
+
+
+def policy_secrets(policy: Any) -> set[str]:
+    """What a policy declares secret: values of `env` entries (the service's, each suite's, each dependency's)
+    whose names look secret, and the password of every URL anywhere in the policy. A value with {placeholders}
+    contributes its literal parts too, since the filled-in value differs."""
+    data = policy.model_dump(mode="json") if hasattr(policy, "model_dump") else dict(policy)
+    found: set[str] = set()
+    for env in _env_maps(data):
+        for name, value in env.items():
+            if isinstance(value, str) and looks_secret(name):
+                found.update(_literal_parts(value))
+    found.update(part for password in url_passwords(_strings(data)) for part in _literal_parts(password))
+    return {v for v in found if len(v) >= MIN_SECRET_CHARS}
+
+
+def url_passwords(texts: Iterable[str]) -> set[str]:
+    """The password of every `scheme://user:password@host` in the texts, as written and percent-decoded."""
+    found: set[str] = set()
+    for text in texts:
+        for anchor in _SCHEME_SLASHES.finditer(text):
+            match = _credentials_at(text, anchor)
+            if match is not None and match["password"]:
+                found.update({match["password"], unquote(match["password"])})
+    return found
+
+
+def known_secrets() -> list[str]:
+    with _known_lock:
+        known = set(_known)
+    return sorted(known | set(secret_env_values()), key=len, reverse=True)
+
+
+def forget() -> None:
+    """Forget the remembered values (the environment's are read at each call anyway)."""
+    with _known_lock:
+        _known.clear()
+
+
+def _env_maps(data: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    environment = data.get("environment") or {}
+    maps = [environment.get("env") or {}]
+    maps += [d.get("env") or {} for d in environment.get("dependencies") or []]
+    maps += [s.get("env") or {} for s in data.get("suites") or []]
+    return maps
+
+
+def _strings(value: Any) -> Iterable[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _strings(item)
+
+
+_PLACEHOLDER = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
+
+
+def _literal_parts(value: str) -> set[str]:
+    return {value} | {p for p in _PLACEHOLDER.split(value) if p.strip()}
+
+
+# --- the patterns ------------------------------------------------------------------------------------
+
+def _redact_values(text: str) -> str:
+    for value in known_secrets():
         if value in text:
             text = text.replace(value, MASK)
     return text
 
 
-def _mask_assignment(match: re.Match[str]) -> str:
-    if match["dq"] is not None:
-        return f'{match["head"]}"{MASK}"'
-    if match["sq"] is not None:
-        return f"{match['head']}'{MASK}'"
-    return f"{match['head']}{MASK}"
+def _credentials_at(text: str, anchor: re.Match[str]) -> re.Match[str] | None:
+    """`user:password@` right after a `scheme:/` anchor (a scheme of letters, digits, + . - before the colon)."""
+    if anchor.start() == 0 or text[anchor.start() - 1] not in _SCHEME_CHARS:
+        return None
+    return _USERINFO.match(text, anchor.end())
+
+
+def _redact_urls(text: str) -> str:
+    if ":/" not in text:
+        return text
+    out: list[str] = []
+    done = 0
+    for anchor in _SCHEME_SLASHES.finditer(text):
+        if anchor.start() < done:
+            continue
+        match = _credentials_at(text, anchor)
+        if match is None or not match["password"] or match["password"] == MASK:
+            continue
+        out.append(text[done:match.start("password")])
+        out.append(MASK)
+        done = match.end("password")
+    out.append(text[done:])
+    return "".join(out)
+
+
+def _redact_assignments(text: str) -> str:
+    if "=" not in text and ":" not in text:
+        return text
+    out: list[str] = []
+    done = 0
+    for key in _KEY.finditer(text):
+        if key.start() < done or not _SECRET_KEY.search(key["key"]):
+            continue
+        start = key.end()
+        if text.startswith(MASK, start):
+            continue
+        value = _VALUE.match(text, start)
+        if value is None:
+            continue
+        out.append(text[done:start])
+        out.append(f'"{MASK}"' if value["dq"] is not None else f"'{MASK}'" if value["sq"] is not None else MASK)
+        done = value.end()
+    out.append(text[done:])
+    return "".join(out)
+
+
+# --- logs --------------------------------------------------------------------------------------------
+
+class RedactingFilter(logging.Filter):
+    """Redacts a log record's message (and its traceback) before any handler writes it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a malformed record is the logging module's to report
+            return True
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        elif record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True
+
+
+def protect(target: logging.Logger | logging.Handler) -> None:
+    """Attach the redacting filter to a logger (records logged on it) or a handler (everything it writes)."""
+    if not any(isinstance(f, RedactingFilter) for f in target.filters):
+        target.addFilter(RedactingFilter())
