@@ -5,7 +5,8 @@ connections ``BEGIN`` (deferred: readers never block anyone under WAL), while a 
 the execution option ``sqlite_begin="IMMEDIATE"`` (the unit of work's) takes the write lock up front,
 so two tasks writing at once queue on the busy timeout instead of failing with "database is
 locked" when a read transaction tries to become a write one. PostgreSQL gets ``pool_pre_ping``;
-libpq options in the URL's query (``?sslmode=require``) reach the driver unchanged.
+libpq options in the URL's query (``?sslmode=require``) reach the driver unchanged; without a
+``connect_timeout`` there, connecting gives up after ``PG_CONNECT_TIMEOUT_S``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ ENV_URL = "RELEASEGATE_DB_URL"
 CONN_ID = "releasegate_db"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_BEGIN_MODES = ("DEFERRED", "IMMEDIATE", "EXCLUSIVE")
+PG_CONNECT_TIMEOUT_S = 10  # a server that does not answer is a fault to report, not a wait without end
 
 # libpq parameters worth carrying over from an Airflow connection's extras
 _PG_QUERY_KEYS = ("sslmode", "sslrootcert", "sslcert", "sslkey", "sslcrl", "connect_timeout",
@@ -37,7 +39,8 @@ def engine_from_url(url: str) -> Engine:
         parsed = parsed.set(drivername="postgresql+psycopg2")
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed)
-    return create_engine(parsed, pool_pre_ping=True)
+    connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": PG_CONNECT_TIMEOUT_S}
+    return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
 
 
 def _sqlite_engine(url: URL) -> Engine:

@@ -1,10 +1,21 @@
-"""Unit of work: one session, its repositories, and a transaction that rolls back unless committed."""
+"""Unit of work: one session, its repositories, and a transaction that rolls back unless committed.
+
+``in_transaction`` runs a unit of work again when the database dropped the connection or could not be
+reached (a restarted server, a terminated backend, a failover): a few attempts with a growing pause, then
+the error. Every write of the gate is an upsert on a natural key and every audit event carries a key, so
+running the same unit of work twice writes the same rows, even when the first commit reached the server
+and only its answer was lost.
+"""
 
 from __future__ import annotations
 
-from typing import Self
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Self, TypeVar
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from persistence.audit import AuditRepository
@@ -12,13 +23,22 @@ from persistence.defects import DefectRepository
 from persistence.repositories import NotificationRepository, RunRepository, StageRepository, VerdictRepository
 from persistence.waivers import WaiverRepository
 
+log = logging.getLogger("releasegate")
+T = TypeVar("T")
+RETRY_PAUSES_S: Sequence[float] = (0.25, 0.75, 1.5)   # pauses between attempts: 4 attempts in ~2.5 s
+
 
 class UnitOfWork:
-    """``with UnitOfWork(engine) as uow: ...; uow.commit()``: nothing is kept without ``commit()``."""
+    """``with UnitOfWork(engine) as uow: ...; uow.commit()``: nothing is kept without ``commit()``.
 
-    def __init__(self, engine: Engine) -> None:
+    ``scrub``: applied to every audit event's subject, payload, actor and key before it is appended (the
+    gate passes its redaction, so the append-only trail never holds a secret that would need scrubbing).
+    """
+
+    def __init__(self, engine: Engine, scrub: Callable[[Any], Any] | None = None) -> None:
         # SQLite: take the write lock at BEGIN (see persistence.engine); other dialects ignore the option
         self._sessions = sessionmaker(bind=engine.execution_options(sqlite_begin="IMMEDIATE"), expire_on_commit=False)
+        self._scrub = scrub
 
     def __enter__(self) -> Self:
         self.session: Session = self._sessions()
@@ -27,7 +47,7 @@ class UnitOfWork:
         self.verdicts = VerdictRepository(self.session)
         self.defects = DefectRepository(self.session)
         self.notifications = NotificationRepository(self.session)
-        self.audit = AuditRepository(self.session)
+        self.audit = AuditRepository(self.session) if self._scrub is None else ScrubbedAudit(self.session, self._scrub)
         self.waivers = WaiverRepository(self.session, self.audit)
         return self
 
@@ -40,3 +60,51 @@ class UnitOfWork:
 
     def rollback(self) -> None:
         self.session.rollback()
+
+
+class ScrubbedAudit(AuditRepository):
+    """The audit repository with every appended text passed through ``scrub`` first."""
+
+    def __init__(self, session: Session, scrub: Callable[[Any], Any]) -> None:
+        super().__init__(session)
+        self._scrub = scrub
+
+    def append(self, kind: str, subject: str, payload: dict[str, Any], at, run_id: str | None = None,
+               actor: str | None = None, key: str | None = None) -> dict[str, Any] | None:
+        clean = self._scrub
+        return super().append(kind, clean(subject), clean(payload), at, run_id=run_id,
+                              actor=clean(actor) if actor else actor, key=clean(key) if key else key)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A fault of the connection rather than of the statement: worth the same unit of work again."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, (OperationalError, InterfaceError))
+
+
+def in_transaction(open_uow: Callable[[], UnitOfWork], work: Callable[[UnitOfWork], T],
+                   pauses: Sequence[float] | None = None, what: str = "database write") -> T:
+    """``work(uow)`` then commit; on a transient fault (see ``is_transient``) the whole unit of work again,
+    after each pause in turn; the last fault is raised. ``open_uow`` is called per attempt, so an engine that
+    could not connect at first is asked again."""
+    pauses = RETRY_PAUSES_S if pauses is None else pauses
+    for attempt in range(len(pauses) + 1):
+        try:
+            with open_uow() as uow:
+                value = work(uow)
+                uow.commit()
+                return value
+        except Exception as exc:
+            if attempt >= len(pauses) or not is_transient(exc):
+                raise
+            log.warning("%s: %s (attempt %d of %d); trying again in %.2g s", what, first_line(exc), attempt + 1,
+                        len(pauses) + 1, pauses[attempt])
+            time.sleep(pauses[attempt])
+    raise AssertionError("unreachable")
+
+
+def first_line(exc: BaseException) -> str:
+    """`OperationalError: terminating connection due to administrator command` without SQL or background."""
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")

@@ -1,7 +1,9 @@
 """Audit events for every state change of a run, written in the same transaction as the change.
 
 Each event has a key derived from what changed, so a retried or cleared task that changes nothing
-writes no second event; a real change (an error, then a pass) is a new event.
+writes no second event; a real change (an error, then a pass) is a new event. Subject and payload are
+redacted before the key is derived and before anything is appended: the trail is append-only and
+hash-chained, so a secret that reached it could never be removed.
 """
 
 from __future__ import annotations
@@ -21,5 +23,8 @@ def record(uow, kind: str, subject: str, payload: dict[str, Any], at: datetime, 
            actor: str | None = None, identity: dict[str, Any] | None = None) -> None:
     """`identity`: the part of the payload that makes the change (default: all of it); fields outside it,
     such as the hash of a manifest that quotes timestamps, are recorded but do not make a new event."""
-    key = event_key(run_id or "-", kind, subject, payload if identity is None else identity)
+    from releasegate.redact import redact, redact_data
+
+    subject, payload = redact(subject), redact_data(payload)
+    key = event_key(run_id or "-", kind, subject, payload if identity is None else redact_data(identity))
     uow.audit.append(kind, subject, payload, at, run_id=run_id, actor=actor, key=key)
