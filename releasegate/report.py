@@ -1,8 +1,9 @@
 """The run's evidence folder: HTML report, Markdown test log, risk register, checklist, manifest.
 
-`compile_report` turns the stage results and the verdict into files a person can read and a
-machine can replay. Text that came from tools is redacted once, at the start, so nothing
-downstream can leak a secret. Nothing here reads the clock: dates come from the verdict.
+`render_report` turns the stage results and the verdict into files a person can read and a
+machine can replay; `compile_report` also writes them, each atomically, and the manifest last.
+Text that came from tools is redacted once, at the start, so nothing downstream can leak a secret.
+Nothing here reads the clock: dates come from the verdict.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, pass_context
 
+from releasegate.atomic import is_temporary, write_atomic
 from releasegate.context import RunContext
 from releasegate.fingerprint import fingerprint
 from releasegate.models import Finding, Metric, Reason, Severity, StageResult, Status, Verdict, sha256_file
@@ -62,21 +64,47 @@ class CheckItem:
 
 def compile_report(ctx: RunContext, policy_digest: str, results: list[StageResult], verdict: Verdict, *,
                    tool_versions: dict[str, str], defects: list[dict] | None = None) -> ReportPaths:
-    """Write the run's report files into ctx.evidence, the manifest last; return where they are."""
+    """Write the run's report files into ctx.evidence, each atomically, the manifest last; return where they are."""
+    rendered = render_report(ctx, policy_digest, results, verdict, tool_versions=tool_versions, defects=defects)
+    out = ctx.evidence
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in rendered.documents.items():
+        write_atomic(out / name, text)
+    manifest_sha = write_manifest(out)
+    return _paths(out, manifest_sha)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """The report files' contents, by name in the evidence folder, rendered but not written yet."""
+
+    documents: dict[str, str]
+    register: list[RiskItem]
+    checklist: list[CheckItem]
+
+
+def render_report(ctx: RunContext, policy_digest: str, results: list[StageResult], verdict: Verdict, *,
+                  tool_versions: dict[str, str], defects: list[dict] | None = None) -> Rendered:
+    """Every report file as text (nothing written): a template or a value that cannot be rendered fails here,
+    before the gate records a verdict or replaces a file."""
     results = [redact_result(r) for r in results]
     verdict = redact_verdict(verdict)
     register = risk_register(results, verdict, defects or [])
     checklist = readiness_checklist(results, verdict)
     model = _view_model(ctx, policy_digest, results, verdict, tool_versions, register, checklist)
-    out = ctx.evidence
-    out.mkdir(parents=True, exist_ok=True)
     document = evidence_document(ctx, policy_digest, results, verdict, tool_versions, register, checklist)
-    paths = _write_documents(out, model, document)
-    manifest_sha = write_manifest(out)
-    log.info("report: %s %s@%s, %d stage(s), %d risk row(s), checklist %d/%d; report: %s",
-             verdict.decision.value, ctx.service, ctx.version, len(results), len(register),
-             sum(c.checked for c in checklist), len(checklist), paths["html"])
-    return ReportPaths(paths["html"], paths["markdown"], paths["evidence_json"], out / MANIFEST, manifest_sha)
+    env = template_env()
+    documents = {"report.html": env.get_template("report.html.j2").render(**model),
+                 "results.md": env.get_template("results.md.j2").render(**model),
+                 "risk-register.json": _json_text(document["risk_register"]),
+                 "evidence.json": _json_text(document)}
+    log.info("report: %s %s@%s, %d stage(s), %d risk row(s), checklist %d/%d", verdict.decision.value, ctx.service,
+             ctx.version, len(results), len(register), sum(c.checked for c in checklist), len(checklist))
+    return Rendered(documents, register, checklist)
+
+
+def _paths(out: Path, manifest_sha: str) -> ReportPaths:
+    return ReportPaths(out / "report.html", out / "results.md", out / "evidence.json", out / MANIFEST, manifest_sha)
 
 
 # --- redaction ---------------------------------------------------------------------------------------
@@ -364,19 +392,8 @@ def _relative(path: str, ctx: RunContext) -> str:
         return path
 
 
-def _write_documents(out: Path, model: dict, document: dict) -> dict[str, Path]:
-    env = template_env()
-    paths = {"html": out / "report.html", "markdown": out / "results.md",
-             "evidence_json": out / "evidence.json"}
-    paths["html"].write_text(env.get_template("report.html.j2").render(**model), encoding="utf-8")
-    paths["markdown"].write_text(env.get_template("results.md.j2").render(**model), encoding="utf-8")
-    _write_json(out / "risk-register.json", document["risk_register"])
-    _write_json(paths["evidence_json"], document)
-    return paths
-
-
-def _write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+def _json_text(data: Any) -> str:
+    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
 def template_env() -> Environment:
@@ -431,13 +448,24 @@ def _escape_underscores(match: re.Match) -> str:
 # --- manifest ----------------------------------------------------------------------------------------
 
 def write_manifest(folder: Path) -> str:
-    """Write MANIFEST.sha256 (sha256sum format, sorted) for every file but itself; return its sha256."""
-    lines = [f"{sha256_file(p)}  {p.relative_to(folder).as_posix()}\n" for p in _evidence_files(folder)]
-    manifest = folder / MANIFEST
-    manifest.write_text("".join(lines), encoding="utf-8")
-    return hashlib.sha256(manifest.read_bytes()).hexdigest()
+    """Write MANIFEST.sha256 (sha256sum format, sorted) for every file but itself, atomically; return its sha256.
+
+    Write it last: a folder whose writing stopped half way has no manifest (or a stale one), so it never verifies.
+    """
+    text = manifest_text(folder)
+    write_atomic(folder / MANIFEST, text)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def manifest_text(folder: Path, pending: dict[str, bytes] | None = None) -> str:
+    """The manifest of `folder` as it will be once `pending` (contents by relative path) is written too."""
+    pending = pending or {}
+    digests = {p.relative_to(folder).as_posix(): sha256_file(p) for p in _evidence_files(folder)}
+    digests.update({name: hashlib.sha256(data).hexdigest() for name, data in pending.items() if name != MANIFEST})
+    return "".join(f"{digest}  {name}\n" for name, digest in sorted(digests.items()))
 
 
 def _evidence_files(folder: Path) -> list[Path]:
-    files = [p for p in folder.rglob("*") if p.is_file() and p.relative_to(folder).as_posix() != MANIFEST]
+    files = [p for p in folder.rglob("*") if p.is_file() and not is_temporary(p)
+             and p.relative_to(folder).as_posix() != MANIFEST]
     return sorted(files, key=lambda p: p.relative_to(folder).as_posix())
