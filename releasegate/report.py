@@ -312,6 +312,10 @@ def _action(finding: Finding) -> str:
         "sast": f"fix {finding.rule} in {where}",
         "vulnerability": f"upgrade {where} ({finding.rule})",
         "alert": f"fix alert rule {finding.rule}",
+        "coverage": (f"raise coverage to {fmt_number(finding.data.get('threshold'))}% (now "
+                     f"{fmt_number(finding.data.get('value'))}%), or lower --cov-fail-under"),
+        "suite": f"fix what failed the run: {finding.title.split('): ', 1)[-1]}",
+        "service": f"find why the service stopped: see {finding.location or 'its log'}",
     }.get(finding.kind, f"resolve {finding.rule} ({where})")
 
 
