@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pendulum
+from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import Asset, Param, dag, result, setup, task, teardown
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -128,12 +129,6 @@ def release_gate():
 
         return conclude(ctx)
 
-    # A suite or scan that could not run must not cost the run its load evidence, yet the load test must
-    # follow them (and a setup task's work tasks keep all_success): this marker waits for all of them.
-    @task(trigger_rule="all_done")
-    def measure_alone() -> None:
-        return None
-
     @task.branch
     def decide(outcome: dict) -> str:
         return "notify_go" if outcome["decision"] == "GO" else "notify_no_go"
@@ -171,8 +166,10 @@ def release_gate():
     faults = chaos(ctx, env)
     # Measurements run alone: suites call the service and scans load the host, so both finish first;
     # chaos would distort the load test, so it comes after it (docs/decisions/0007).
-    [suites, *scans] >> measure_alone.override(task_id="before_load")() >> load
-    load >> measure_alone.override(task_id="before_chaos")() >> faults
+    # A suite or scan that could not run must not cost the run its load evidence, yet the load test follows
+    # them (and a setup's work tasks keep all_success): an empty marker (run by the scheduler itself) waits.
+    [suites, *scans] >> EmptyOperator(task_id="before_load", trigger_rule="all_done") >> load
+    load >> EmptyOperator(task_id="before_chaos", trigger_rule="all_done") >> faults
     stopped = stop_service(ctx, env)
     [suites, load, faults] >> stopped
     outcome = compile_report(ctx)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from releasegate import trace
 from releasegate.errors import StageError
 from releasegate.models import StageResult, Status
 
@@ -184,6 +185,7 @@ def run_tool(command: list[str], *, cwd: Path, timeout_s: float, env: dict[str, 
         timed_out = True
     returncode = proc.returncode if proc.returncode is not None else -signal.SIGKILL
     run = ToolRun(command, returncode, stdout, stderr, time.monotonic() - started, timed_out, timeout_s, log_to)
+    trace.record("tool", command, cwd, env, started=time.time() - run.seconds, seconds=run.seconds)
     if log_to is not None:
         _write_log(run, log_to)
     if timed_out:

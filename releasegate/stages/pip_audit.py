@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
@@ -24,6 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from releasegate import trace
 from releasegate.context import RunContext
 from releasegate.errors import StageError
 from releasegate.fingerprint import fingerprint
@@ -115,6 +117,8 @@ def osv_endpoint(policy: Policy, spec: PipAudit) -> Iterator[tuple[str, OsvMirro
         raise StageError(f"{policy.path}: scans.pip_audit.osv_data: {data} does not exist — "
                          "point it at OSV JSON lines (.gz allowed), relative to the policy")
     with OsvMirror(data) as mirror:
+        trace.record("start", [sys.executable, "-m", "releasegate.osv_mirror", str(data), "--port", str(mirror.port)],
+                     Path.cwd(), port=mirror.port)
         yield mirror.url, mirror
 
 
