@@ -101,6 +101,33 @@ class Attempt(_Model):
     remediation: str = ""     # why this attempt happened, or what it changed
 
 
+class AdvisoryData(_Model):
+    """The vulnerability data a dependency audit was judged against: where it came from, its digest, its size and
+    how old its newest advisory is (OSV's `modified`), so a verdict on old data never looks like a current one."""
+
+    source: str               # "osv_data" (a file the gate served) or "osv_url" (an endpoint the gate cannot see)
+    location: str             # the file's path or the endpoint's URL
+    sha256: str = ""          # of the file; "" for an endpoint
+    advisories: int | None = None
+    newest_modified: datetime | None = None
+    age_days: float | None = None       # newest_modified to the start of the stage
+    max_age_days: int | None = None     # the policy's limit (scans.pip_audit.max_advisory_age_days)
+
+    @property
+    def stale(self) -> bool:
+        return self.age_days is not None and self.max_age_days is not None and self.age_days > self.max_age_days
+
+    def describe(self) -> str:
+        """One line: `osv_data advisories.osv.jsonl (sha256 3f2a…, 4 advisories, newest 2021-08-27, 1923 days old)`."""
+        if self.source != "osv_data":
+            return f"{self.source} {self.location} (the endpoint's data: its age is not known to the gate)"
+        newest = self.newest_modified.date().isoformat() if self.newest_modified else "no modified date"
+        age = f", {int(self.age_days)} days old" if self.age_days is not None else ""  # whole days
+        limit = f", limit {self.max_age_days} days" if self.max_age_days is not None else ""
+        return (f"{self.source} {Path(self.location).name} (sha256 {self.sha256[:12]}, {self.advisories} advisories, "
+                f"newest {newest}{age}{limit})")
+
+
 class StageResult(_Model):
     stage: str                # e.g. "pytest[unit]", "locust", "semgrep"
     kind: str                 # suite, load, sast, dependencies, alerts, chaos
@@ -117,6 +144,7 @@ class StageResult(_Model):
     evidence_empty: bool = False  # the tool ran but produced no evidence (0 tests collected)
     test_cases: list[TestCase] = Field(default_factory=list)
     attempt_log: list[Attempt] = Field(default_factory=list)
+    advisory_data: AdvisoryData | None = None  # a dependency audit's vulnerability data
 
     def metric(self, name: str) -> Metric | None:
         return next((m for m in self.metrics if m.name == name), None)
@@ -160,6 +188,7 @@ class Verdict(_Model):
     policy_digest: str = ""
     waivers: list[AppliedWaiver] = Field(default_factory=list)
     defects: list[DefectChange] = Field(default_factory=list)
+    advisory_data: AdvisoryData | None = None  # the vulnerability data the dependency audit used
 
     @property
     def new_defects(self) -> list[DefectChange]:

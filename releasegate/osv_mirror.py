@@ -25,6 +25,7 @@ import re
 import threading
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Self
@@ -101,16 +102,20 @@ def _is_package(affected: Mapping[str, Any], wanted: str) -> bool:
 
 
 class Advisories:
-    """OSV records indexed by id and by normalised PyPI package name."""
+    """OSV records indexed by id and by normalised PyPI package name; `newest_modified` dates the data."""
 
     def __init__(self, records: Iterable[dict[str, Any]]):
         self.by_id: dict[str, dict[str, Any]] = {}
         self.by_package: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.newest_modified: datetime | None = None
         for record in records:
             self._add(record)
 
     def _add(self, record: dict[str, Any]) -> None:
         self.by_id[record["id"]] = record
+        modified = parse_modified(record.get("modified"))
+        if modified is not None and (self.newest_modified is None or modified > self.newest_modified):
+            self.newest_modified = modified
         names = {normalise_name(a["package"]["name"]) for a in record.get("affected", [])
                  if a.get("package", {}).get("ecosystem") == ECOSYSTEM}
         for name in names:
@@ -125,6 +130,17 @@ class Advisories:
 
     def __len__(self) -> int:
         return len(self.by_id)
+
+
+def parse_modified(value: Any) -> datetime | None:
+    """An OSV timestamp (RFC 3339, `2024-10-10T17:22:00Z`) as an aware datetime; None when absent or unreadable."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def read_records(path: Path) -> Iterable[dict[str, Any]]:

@@ -44,7 +44,9 @@ class Outcome:
                 "notification": self.notification, "decided_at": self.verdict.decided_at.isoformat(),
                 "reasons": [r.model_dump(mode="json", exclude_none=True) for r in self.verdict.reasons],
                 "waivers": [w.model_dump(mode="json") for w in self.verdict.waivers],
-                "defects": [d.model_dump(mode="json") for d in self.verdict.defects]}
+                "defects": [d.model_dump(mode="json") for d in self.verdict.defects],
+                "advisory_data": (self.verdict.advisory_data.model_dump(mode="json")
+                                  if self.verdict.advisory_data else None)}
 
 
 def expected_stages(policy: Policy) -> list[ExpectedStage]:
@@ -232,7 +234,8 @@ def _changes_in_run(run_id: str, defects: list[dict], seen: set[str]) -> list[De
 def load_outcome(ctx: RunContext) -> Outcome:
     data = json.loads((ctx.evidence / "verdict.json").read_text(encoding="utf-8"))
     verdict = Verdict(decision=Decision(data["decision"]), reasons=data["reasons"], waivers=data["waivers"],
-                      defects=data["defects"], decided_at=datetime.fromisoformat(data["decided_at"]))
+                      defects=data["defects"], decided_at=datetime.fromisoformat(data["decided_at"]),
+                      advisory_data=data.get("advisory_data"))
     return Outcome(ctx.run_id, ctx.service, ctx.version, verdict, data["report"], ctx.evidence_dir)
 
 

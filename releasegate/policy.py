@@ -46,6 +46,8 @@ MAX_PROBLEMS_SHOWN = 20
 MAX_TIMEOUT_S = 86400.0           # every *timeout_s: one day at most
 MAX_INTERVAL_S = 60.0             # every interval_s
 MAX_COOLDOWN_S = 3600.0           # load.remeasure_cooldown_s
+DEFAULT_MAX_ADVISORY_AGE_DAYS = 30  # scans.pip_audit.max_advisory_age_days: advisory feeds change daily
+MAX_ADVISORY_AGE_DAYS = 3650
 
 
 class _Spec(BaseModel):
@@ -247,6 +249,10 @@ class PipAudit(_Spec):
         None, description="Local advisory data (OSV JSON lines, .gz allowed) that the gate serves on loopback.")
     unknown_severity: Severity = Field(Severity.high, description="Severity for advisories that carry none.")
     blocking_severity: Severity = Severity.high
+    max_advisory_age_days: int = Field(
+        DEFAULT_MAX_ADVISORY_AGE_DAYS, ge=1, le=MAX_ADVISORY_AGE_DAYS,
+        description="osv_data older than this (its newest advisory's `modified`, to the run) makes the stage an "
+                    "error (INCONCLUSIVE): refresh the file. Not checked for osv_url, whose data the gate cannot see.")
     required: bool = True
     timeout_s: float = Field(300, gt=0, le=MAX_TIMEOUT_S)
 

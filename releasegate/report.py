@@ -30,7 +30,6 @@ log = logging.getLogger("releasegate")
 SCHEMA_VERSION = "releasegate.evidence/v1"
 MANIFEST = "MANIFEST.sha256"
 SLA_DAYS = {"critical": 7, "high": 30, "medium": 90, "low": 120}
-SUITE_KINDS = ("suite",)
 INCONCLUSIVE_NOTE = "the gate could not decide: fix the gate's inputs, not necessarily the service"
 CLOSED_DEFECT = {"fixed", "closed"}
 
@@ -213,31 +212,41 @@ def _rank(severity: str) -> int:
 # --- readiness checklist -----------------------------------------------------------------------------
 
 def readiness_checklist(results: list[StageResult], verdict: Verdict) -> list[CheckItem]:
-    """Items ticked only by evidence in the results; a missing stage is unchecked with 'no evidence'."""
-    suites = [r for r in results if r.kind in SUITE_KINDS]
-    items = [_stage_item(f"suite {r.stage} passed", [r]) for r in suites] or [
-        CheckItem("unit/integration/contract suites passed", False, "no evidence")]
-    items += [
-        _stage_item("load budgets held", _of_kind(results, "load")),
-        _stage_item("no blocking SAST finding", _of_kind(results, "sast")),
-        _stage_item("no blocking dependency advisory", _of_kind(results, "dependencies")),
-        _stage_item("alert rules tested", _of_kind(results, "alerts")),
-    ]
-    if _of_kind(results, "chaos"):
-        items.append(_stage_item("chaos experiments held steady state", _of_kind(results, "chaos")))
+    """One item per check, ticked only by its stage's evidence, which the item quotes: the service started, each suite
+    passed (its counts), the load budgets held (the measured values against them), no blocking SAST finding or
+    dependency advisory (with the advisory data used), the alert rules and chaos experiments held. A stage the verdict
+    expected but has no result is unticked with 'no evidence'; a check the policy does not plan says so."""
+    by_stage = {r.stage: r for r in results}
+    expected = [r.stage for r in verdict.reasons if r.stage not in by_stage
+                and r.message.startswith("missing_evidence")]
+    items = []
+    if PROVISION_STAGE in by_stage or PROVISION_STAGE in expected:
+        items.append(_check("service started and answered its health check", by_stage.get(PROVISION_STAGE)))
+    suites = [r.stage for r in results if r.stage.startswith("pytest[")]
+    suites += [s for s in dict.fromkeys(expected) if s.startswith("pytest[") and s not in suites]
+    items += [_check(f"suite {s} passed", by_stage.get(s)) for s in suites] or [
+        CheckItem("unit/integration/contract suites passed", False, NOT_PLANNED)]
+    for item, stage in CHECKED_STAGES:
+        if stage in by_stage or stage in expected:
+            items.append(_check(item, by_stage.get(stage)))
+        else:
+            items.append(CheckItem(item, False, NOT_PLANNED))
     items.append(_evidence_item(results, verdict))
     return items
 
 
-def _of_kind(results: list[StageResult], kind: str) -> list[StageResult]:
-    return [r for r in results if r.kind == kind]
+PROVISION_STAGE = "provision"
+NOT_PLANNED = "not checked: the policy does not plan this stage"
+CHECKED_STAGES = (("load budgets held", "locust"), ("no blocking SAST finding", "semgrep"),
+                  ("no blocking dependency advisory", "pip-audit"), ("alert rules tested", "alerts"),
+                  ("chaos experiments held steady state", "chaos"))
+_SUMMARY_PATH = re.compile(r"; (?:json|junit|logs|timeline|csv): \S+$")
 
 
-def _stage_item(item: str, stages: list[StageResult]) -> CheckItem:
-    if not stages:
-        return CheckItem(item, False, "no evidence")
-    held = all(_held(r) for r in stages)
-    return CheckItem(item, held, "; ".join(f"{r.stage}: {_stage_state(r)}" for r in stages))
+def _check(item: str, result: StageResult | None) -> CheckItem:
+    if result is None:
+        return CheckItem(item, False, "no evidence: the stage produced no result")
+    return CheckItem(item, _held(result), f"{result.stage}: {_stage_evidence(result)}")
 
 
 def _held(result: StageResult) -> bool:
@@ -246,20 +255,51 @@ def _held(result: StageResult) -> bool:
             and not any(m.passed is False for m in result.metrics))
 
 
-def _stage_state(result: StageResult) -> str:
+def _stage_evidence(result: StageResult) -> str:
+    """What the stage's evidence says, in one line: counts and measured values, never only its status."""
+    if result.status is Status.error:
+        return _clip(f"could not run: {result.error or result.summary}")
     if result.evidence_empty:
-        return "no evidence (empty)"
-    blocking = sum(f.blocking for f in result.findings)
-    return result.status.value + (f", {blocking} blocking finding(s)" if blocking else "")
+        return _clip(f"no evidence: {_summary_text(result)}")
+    blocking = [f.title for f in result.findings if f.blocking]
+    if result.stage.startswith("pytest["):
+        counts = {k: int(m.value) for k in ("passed", "failed", "error", "flaky", "skipped")
+                  if (m := result.metric(f"tests_{k}")) is not None}
+        said = ", ".join(f"{v} {'errors' if k == 'error' else k}" for k, v in counts.items())
+        coverage = result.metric("coverage")
+        if coverage is not None:
+            said += f", coverage {fmt_number(coverage.value)}% (required {fmt_number(coverage.threshold)}%)"
+    elif result.metrics and any(m.threshold is not None for m in result.metrics):
+        said = key_metrics(result, limit=6)
+    else:
+        said = _summary_text(result)
+    if result.advisory_data is not None:
+        said += f"; advisory data: {result.advisory_data.describe()}"
+    if blocking:
+        said += f"; {len(blocking)} blocking: " + "; ".join(blocking[:2]) + (" …" if len(blocking) > 2 else "")
+    return _clip(said or result.status.value)
+
+
+def _summary_text(result: StageResult) -> str:
+    """The stage's summary without its stage-name prefix and trailing evidence path."""
+    text = _SUMMARY_PATH.sub("", result.summary.strip())
+    return text.removeprefix(f"{result.stage}: ") or result.status.value
+
+
+def _clip(text: str, limit: int = 400) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _evidence_item(results: list[StageResult], verdict: Verdict) -> CheckItem:
     item = "every required stage produced evidence"
     missing = [r.stage for r in results if r.required and (r.status is Status.error or r.evidence_empty)]
+    missing += [r.stage for r in verdict.reasons if r.message.startswith("missing_evidence")
+                and r.severity is not Severity.low and r.stage not in missing]
     if not results:
         return CheckItem(item, False, "no evidence")
     if missing:
-        return CheckItem(item, False, "no evidence from " + ", ".join(missing))
+        return CheckItem(item, False, "no evidence from " + ", ".join(dict.fromkeys(missing)))
     if verdict.decision.value == "INCONCLUSIVE":
         return CheckItem(item, False, "the verdict is INCONCLUSIVE: see its reasons")
     return CheckItem(item, True, f"{sum(r.required for r in results)} required stage(s) with evidence")
@@ -329,7 +369,8 @@ def evidence_document(ctx: RunContext, policy_digest: str, results: list[StageRe
         "run": ctx.model_dump(mode="json"),
         "policy_digest": policy_digest,
         "tool_versions": dict(sorted(tool_versions.items())),
-        "verdict": verdict.model_dump(mode="json", include={"decision", "reasons", "decided_at", "waivers", "defects"}),
+        "verdict": verdict.model_dump(mode="json", include={"decision", "reasons", "decided_at", "waivers", "defects",
+                                                            "advisory_data"}),
         "stages": [r.model_dump(mode="json") for r in results],
         "risk_register": [asdict(r) for r in register],
         "checklist": [asdict(c) for c in checklist],

@@ -45,7 +45,9 @@ def decide(results: Iterable[StageResult], expected: Iterable[ExpectedStage], no
     else:
         decision = Decision.GO
     reasons = sorted(missing + blocking, key=lambda x: (-x.severity.rank, x.stage, x.message))
-    return Verdict(decision=decision, reasons=reasons, decided_at=now, policy_digest=policy_digest, waivers=applied)
+    advisory_data = next((r.advisory_data for r in by_name.values() if r.advisory_data is not None), None)
+    return Verdict(decision=decision, reasons=reasons, decided_at=now, policy_digest=policy_digest, waivers=applied,
+                   advisory_data=advisory_data)
 
 
 def _applied_waivers(results: Iterable[StageResult], waivers: Mapping[str, AppliedWaiver]) -> list[AppliedWaiver]:

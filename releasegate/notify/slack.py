@@ -165,6 +165,8 @@ _LINK_BREAKERS = re.compile(r"[\s<>|`]")
 
 def _context(ctx: RunContext, verdict: Verdict) -> dict:
     text = f"run `{_escape(ctx.run_id)}` · decided {utc(verdict.decided_at):%Y-%m-%d %H:%M UTC}"
+    if verdict.advisory_data is not None:
+        text += f" · advisory data: {_escape(_clip(verdict.advisory_data.describe(), 300))}"
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
 
 

@@ -35,6 +35,7 @@ from releasegate.models import Artifact, Attempt, Finding, Metric, Severity, Sta
 from releasegate.policy import Budgets, Load, Policy, fill
 from releasegate.stages import load_profiles as lp
 from releasegate.stages.base import ToolRun, find_tool, fresh_folder, guarded, last_error_line, now, run_tool
+from releasegate.stages.service_state import service_gone
 from releasegate.telemetry import cross_check, scrape
 
 log = logging.getLogger("releasegate")
@@ -87,7 +88,20 @@ class Outcome:
 def run(policy: Policy, ctx: RunContext, env: Environment | None) -> StageResult:
     load = policy.load
     assert load is not None
-    return guarded(STAGE, "load", load.required, lambda started: _run(load, ctx, env, started))
+    result = guarded(STAGE, "load", load.required, lambda started: _run(load, ctx, env, started))
+    gone = service_gone(env) if env is not None else None
+    return with_stopped_service(result, gone, load.severity, env.log_path if env else "") if gone else result
+
+
+def with_stopped_service(result: StageResult, gone: str, severity: Severity, log_path: str) -> StageResult:
+    """The result with its cause named: the service stopped while Locust loaded it (its last log lines)."""
+    if result.status is Status.error:
+        return result.model_copy(update={"error": f"{result.error}; {gone}"})
+    finding = Finding(kind="service", rule="service-stopped", severity=severity, blocking=True, location=log_path,
+                      title=f"the service stopped during the load test: {gone}", evidence=gone,
+                      fingerprint=fingerprint("service-stopped", STAGE))
+    return result.model_copy(update={"status": Status.failed, "findings": [finding, *result.findings],
+                                     "summary": f"{result.summary}; {finding.title}"})
 
 
 def _run(load: Load, ctx: RunContext, env: Environment | None, started: datetime) -> StageResult:

@@ -29,7 +29,16 @@ from releasegate import trace
 from releasegate.context import RunContext
 from releasegate.errors import StageError
 from releasegate.fingerprint import fingerprint
-from releasegate.models import Artifact, Finding, Metric, Severity, StageResult, Status
+from releasegate.models import (
+    AdvisoryData,
+    Artifact,
+    Finding,
+    Metric,
+    Severity,
+    StageResult,
+    Status,
+    sha256_file,
+)
 from releasegate.osv_mirror import OsvMirror, normalise_name
 from releasegate.policy import PipAudit, Policy
 from releasegate.stages.base import ToolRun, find_tool, fresh_folder, guarded, now, run_tool
@@ -61,6 +70,9 @@ def _run(policy: Policy, spec: PipAudit, ctx: RunContext, started: datetime) -> 
     export_requirements(policy, spec, ctx, out_dir)
     requirements = requirement_files(spec, ctx.source)
     with osv_endpoint(policy, spec) as (url, mirror):
+        data = advisory_data(policy, spec, url, mirror, started)
+        if data.stale or (data.source == "osv_data" and data.age_days is None):
+            return _stale_result(spec, started, data, out_dir)
         preflight(url)
         served_before = mirror.queries if mirror else 0
         tool = audit(requirements, url, spec, ctx.source, out_dir)
@@ -71,27 +83,71 @@ def _run(policy: Policy, spec: PipAudit, ctx: RunContext, started: datetime) -> 
         records = advisory_records(vuln_ids(doc), mirror, url)
     write_records(records, out_dir / "advisories.json")
     findings = parse_pip_audit(doc, records, spec.unknown_severity, spec.blocking_severity)
-    result = _result(spec, started, doc, findings, tool.seconds, out_dir)
+    result = _result(spec, started, doc, findings, tool.seconds, out_dir, data)
     log.info("%s", result.summary)
     return result
 
 
+def advisory_data(policy: Policy, spec: PipAudit, url: str, mirror: OsvMirror | None,
+                  started: datetime) -> AdvisoryData:
+    """Which vulnerability data this audit is judged against: the file's digest, size and newest `modified` (its age
+    at the stage's start), or the endpoint, whose data the gate cannot see."""
+    if mirror is None:
+        return AdvisoryData(source="osv_url", location=url)
+    path = policy.resolve(str(spec.osv_data))
+    newest = mirror.advisories.newest_modified
+    age = round((started - newest).total_seconds() / 86400, 2) if newest is not None else None
+    return AdvisoryData(source="osv_data", location=str(path), sha256=sha256_file(path),
+                        advisories=len(mirror.advisories), newest_modified=newest, age_days=age,
+                        max_age_days=spec.max_advisory_age_days)
+
+
+def _data_metrics(data: AdvisoryData) -> list[Metric]:
+    if data.source != "osv_data":
+        return []
+    metrics = [Metric(name="advisories", value=data.advisories or 0)]
+    if data.age_days is not None:
+        metrics.append(Metric(name="advisory_age", value=data.age_days, unit="days", threshold=data.max_age_days,
+                              operator="<=", passed=not data.stale))
+    return metrics
+
+
+def _stale_result(spec: PipAudit, started: datetime, data: AdvisoryData, out_dir: Path) -> StageResult:
+    """Fail closed: an audit against data older than the policy allows (or of unknown age) is not evidence."""
+    if data.newest_modified is None:
+        why = (f"the advisory data {data.location} has no advisory with a `modified` date ({data.advisories} "
+               "advisories), so its age cannot be told")
+    else:
+        why = (f"the advisory data is too old: its newest advisory was modified {data.newest_modified.date()}, "
+               f"{int(data.age_days or 0)} days before this run; the policy allows {data.max_age_days} "
+               f"(scans.pip_audit.max_advisory_age_days)")
+    error = (f"{why} — refresh {data.location} from the OSV export (e.g. "
+             "https://osv-vulnerabilities.storage.googleapis.com/PyPI/all.zip) and rerun")
+    log.error("%s: error: %s", STAGE, error)
+    return StageResult(stage=STAGE, kind=KIND, status=Status.error, required=spec.required, started=started,
+                       finished=now(), summary="pip-audit: not run: the advisory data is not fresh enough",
+                       error=error, metrics=_data_metrics(data), advisory_data=data,
+                       artifacts=[Artifact.of(Path(data.location), name="advisory data")])
+
+
 def _result(spec: PipAudit, started: datetime, doc: Mapping[str, Any], findings: list[Finding], seconds: float,
-            out_dir: Path) -> StageResult:
+            out_dir: Path, data: AdvisoryData) -> StageResult:
     deps = len(doc["dependencies"])
     vulnerable = len({(f.data["package"], f.data["version"]) for f in findings})
     blocking = sum(f.blocking for f in findings)
     unknown = sum(f.data["severity_source"] == "unknown" for f in findings)
     summary = (f"pip-audit: {len(findings)} vulnerabilities ({blocking} blocking, {unknown} without severity "
                f"-> {spec.unknown_severity.value} by policy) in {vulnerable} of {deps} dependencies, {seconds:.1f} s; "
-               f"json: {out_dir / 'pip-audit.json'}")
+               f"advisory data: {data.describe()}; json: {out_dir / 'pip-audit.json'}")
     return StageResult(
         stage=STAGE, kind=KIND, status=Status.failed if blocking else Status.passed, required=spec.required,
         started=started, finished=now(), summary=summary, findings=findings,
         metrics=[Metric(name="dependencies", value=deps), Metric(name="vulnerable_packages", value=vulnerable),
                  Metric(name="vulns", value=len(findings)), Metric(name="blocking", value=blocking),
-                 Metric(name="duration", value=round(seconds, 3), unit="s")],
-        artifacts=[Artifact.of(out_dir / n) for n in ("pip-audit.json", "pip-audit.log", "advisories.json")])
+                 Metric(name="duration", value=round(seconds, 3), unit="s"), *_data_metrics(data)],
+        advisory_data=data,
+        artifacts=[Artifact.of(out_dir / n) for n in ("pip-audit.json", "pip-audit.log", "advisories.json")]
+        + ([Artifact.of(Path(data.location), name="advisory data")] if data.source == "osv_data" else []))
 
 
 # --- running ---------------------------------------------------------------------------------------------

@@ -147,11 +147,14 @@ def scan_semgrep(rule_files: list[Path], spec: Semgrep, source: Path, out_dir: P
 def read_output(tool: ToolRun, json_path: Path) -> dict[str, Any]:
     """Semgrep's JSON document, or StageError when semgrep did not end as it does after a scan (timeout, signal,
     an exit status outside SEMGREP_OK) or its JSON is missing, unreadable or reports a fatal error."""
+    fatal = fatal_errors(_json_object(tool.stdout))
+    if fatal and not tool.timed_out and tool.signal is None:  # semgrep said why it could not scan: that is the reason
+        raise StageError(f"semgrep could not scan ({tool.ending()}): {'; '.join(fatal)} — fix the rule files "
+                         f"(scans.semgrep.rules) or the config; details: {json_path}")
     try:
         require_ran(tool, SEMGREP_OK)
         doc = load_semgrep_json(tool.stdout, tool.returncode, tool.stderr)
     except StageError as exc:
-        fatal = fatal_errors(_json_object(tool.stdout))
         raise StageError(f"{exc}; semgrep's own errors: {'; '.join(fatal)}" if fatal else str(exc)) from None
     fatal = fatal_errors(doc)
     if fatal:
@@ -188,8 +191,16 @@ def scan_warnings(doc: Mapping[str, Any]) -> list[str]:
 
 
 def _error_text(error: Mapping[str, Any]) -> str:
-    first_line = str(error.get("message", "")).strip().splitlines()[:1]
-    return f"{error.get('type', 'error')}: {first_line[0] if first_line else '(no message)'}"[:300]
+    """Semgrep's own words on one error: its type, what it says (a first line ending in ':' joined with the line
+    that explains it, else long_msg or short_msg) and where (rule file and line, when semgrep says)."""
+    lines = [ln.strip() for ln in str(error.get("message", "")).splitlines() if ln.strip()]
+    said = lines[0] if lines else str(error.get("long_msg") or error.get("short_msg") or "(no message)")
+    if said.endswith(":") and len(lines) > 1:
+        said = f"{said} {lines[1]}"
+    spans = error.get("spans") or []
+    start = spans[0].get("start", {}) if spans and isinstance(spans[0], Mapping) else {}
+    where = f" ({Path(str(spans[0].get('file', ''))).name}:{start.get('line', '?')})" if start else ""
+    return f"{error.get('type', 'error')}: {said}{where}"[:300]
 
 
 def attach_lines(doc: dict[str, Any], source: Path) -> dict[str, Any]:

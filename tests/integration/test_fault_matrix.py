@@ -10,6 +10,7 @@ A tool whose exit status contradicts its output (lying) is an error too, where t
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -50,8 +51,9 @@ ENDED = {
     "timeout": r"timed out after [\d.]+ s and was stopped",
 }
 TIMEOUT_S = 1.0  # the policy's timeout in the `timeout` row: the fake hangs for 30 s
-IDLE = Environment(host="127.0.0.1", port=9, base_url="http://127.0.0.1:9", pid=1, pid_created=0, log_path="-",
-                   env={})
+# the "service" is this test process: it runs throughout, so no stage reports it stopped
+IDLE = Environment(host="127.0.0.1", port=9, base_url="http://127.0.0.1:9", pid=os.getpid(),
+                   pid_created=psutil.Process().create_time(), log_path="-", env={})
 
 
 @dataclass(frozen=True)

@@ -92,7 +92,9 @@ def test_semgrep_printing_garbage_is_an_error(tmp_path, monkeypatch):
 
 
 def audit_policy(data: str, requirements: str = "requests==2.19.0\n") -> tuple[str, dict[str, str]]:
-    gate = f"service: svc\nscans:\n  pip_audit:\n    requirements: [requirements.txt]\n    {data}\n"
+    # the shared PyPA snapshot is from 2024-10-10: older than the default limit, accepted here on purpose
+    gate = (f"service: svc\nscans:\n  pip_audit:\n    requirements: [requirements.txt]\n    {data}\n"
+            "    max_advisory_age_days: 3650\n")
     return gate, {"requirements.txt": requirements}
 
 

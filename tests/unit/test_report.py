@@ -184,11 +184,13 @@ def test_same_inputs_give_byte_identical_documents(ctx, tmp_path):
 
 def test_checklist_alert_item_unchecked_when_alerts_stage_missing():
     results = [r for r in results_all_stages() if r.kind != "alerts"]
+    expected = verdict_no_go([Reason(stage="alerts", severity=Severity.high,
+                                     message="missing_evidence: the stage produced no result")])
 
-    items = {c.item: c for c in readiness_checklist(results, verdict_no_go())}
+    items = {c.item: c for c in readiness_checklist(results, expected)}
 
     assert items["alert rules tested"].checked is False
-    assert items["alert rules tested"].evidence == "no evidence"
+    assert items["alert rules tested"].evidence == "no evidence: the stage produced no result"
 
 
 def test_checklist_ticked_only_by_evidence():

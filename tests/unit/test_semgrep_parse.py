@@ -67,7 +67,17 @@ def test_severity_map_covers_classic_and_new_levels():
 def test_a_rule_parse_error_is_fatal():
     doc = json.loads((FIXTURES / "rule-parse-error.json").read_text())
 
-    assert fatal_errors(doc) == ["Rule parse error: Rule parse error in rule broken:"]
+    assert fatal_errors(doc) == ["Rule parse error: Rule parse error in rule broken: Invalid pattern for Python: "
+                                 "Stdlib.Parsing.Parse_error"]
+
+
+def test_an_invalid_rule_schema_names_what_is_missing_and_where():
+    doc = {"errors": [{"code": 4, "level": "error", "type": "InvalidRuleSchemaError",
+                       "long_msg": "One of these properties is missing: 'message'", "short_msg": "Invalid rule schema",
+                       "spans": [{"file": "/src/rules/custom.yml", "start": {"line": 2, "col": 5}}]}]}
+
+    assert fatal_errors(doc) == ["InvalidRuleSchemaError: One of these properties is missing: 'message' "
+                                 "(custom.yml:2)"]
 
 
 @pytest.mark.parametrize("stdout", ["", "garbage", '{"errors": []}', "[]"])
