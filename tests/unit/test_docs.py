@@ -39,7 +39,7 @@ def test_readme_names_the_two_setup_commands_and_ci_calls_the_test_one():
 def documented_commands() -> list[str]:
     text = README.read_text() + POLICY_DOC.read_text()
     text = text.replace("\\\n", " ")
-    found = re.findall(r"releasegate ((?:run|policy|db|runs|waive|waivers|audit|defects)\b[^`\n;#]*)", text)
+    found = re.findall(r"releasegate ((?:run|trigger|policy|db|runs|waive|waivers|audit|defects|notify)\b[^`\n;#]*)", text)
     return sorted({c.strip() for c in found})
 
 
@@ -47,7 +47,7 @@ def documented_commands() -> list[str]:
 def test_documented_releasegate_commands_parse(command):
     import shlex
 
-    argv = [a for a in shlex.split(command) if not a.startswith("<")]
+    argv = [a.strip("[]") for a in shlex.split(command) if not a.startswith("<")]  # [--opt x]: optional
     args = build_parser().parse_args(argv)
     assert args.func
 
