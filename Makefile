@@ -10,7 +10,7 @@ export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__UNIT_TEST_MODE := False
 
-.PHONY: install system-deps demo test lint bench migrate clean
+.PHONY: install system-deps demo test lint bench bench-engine migrate clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ lint: install
 
 bench: install
 	$(BIN)/python bench/run.py
+
+bench-engine: install  # time to verdict on the real scheduler vs a sequential script of the same commands
+	$(BIN)/python bench/time_to_verdict.py
 
 migrate: install
 	$(BIN)/releasegate db upgrade
