@@ -418,6 +418,7 @@ class Policy(_Spec):
 
     _path: Path | None = PrivateAttr(default=None)
     _digest: str = PrivateAttr(default="")
+    _lines: dict[tuple, int] = PrivateAttr(default_factory=dict)  # field path -> line in the file
 
     @field_validator("suites")
     @classmethod
@@ -485,7 +486,18 @@ def load_policy(path: str | Path) -> Policy:
     _check_templates(file, policy, lines)
     policy._path = file.resolve()
     policy._digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+    policy._lines = lines
     return policy
+
+
+def line_of(policy: Policy, loc: tuple) -> int | None:
+    """The line in the policy file of a field (or of its nearest written parent)."""
+    return _line_for(loc, policy._lines)
+
+
+def dotted(loc: tuple) -> str:
+    """`suites[0].paths[1]` for ("suites", 0, "paths", 1)."""
+    return _dotted(loc)
 
 
 def _read_bytes(file: Path) -> bytes:
