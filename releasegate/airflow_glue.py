@@ -65,7 +65,22 @@ def stop(ctx: dict, env: dict | None) -> str:
 
 
 def conclude(ctx: dict) -> dict:
-    return pipeline.conclude(RunContext(**ctx)).as_json()
+    """compile_report; safe to run again. A crash first records an INCONCLUSIVE verdict naming it, then fails the
+    task; a verdict the gate database could not keep fails it too (Airflow retries both, and a retry that gets
+    through replaces that verdict). The `verdict` task answers with what was kept either way."""
+    from airflow.sdk.exceptions import AirflowException
+
+    context = RunContext(**ctx)
+    try:
+        outcome = pipeline.conclude(context)
+    except Exception as exc:
+        pipeline.conclude_failed(context, exc)
+        raise
+    if not outcome.recorded:
+        reasons = "; ".join(r.message for r in outcome.verdict.reasons if r.stage.startswith("gate:"))
+        raise AirflowException(f"{outcome.verdict.decision.value} for {context.service} {context.version}, not "
+                               f"recorded in the gate database: {reasons}")
+    return outcome.as_json()
 
 
 def notify(ctx: dict, outcome: dict) -> str:
@@ -78,10 +93,20 @@ def _saved(ctx: dict, stage: str):
 
 
 def verdict_json(ctx: dict) -> dict:
-    """The DAG's result: the same object `releasegate run --json` prints, with the notification's outcome."""
+    """The DAG's result: the same object `releasegate run --json` prints, with the notification's outcome.
+
+    When compile_report left no verdict (it failed, or was stopped, before writing one) the answer is an
+    INCONCLUSIVE verdict naming that, recorded where it still can be: the run never ends without one."""
     context = RunContext(**ctx)
-    outcome = pipeline.load_outcome(context)
-    outcome.notification = pipeline.notification_status(context)
+    try:
+        outcome = pipeline.load_outcome(context)
+    except Exception as exc:  # noqa: BLE001 - no readable verdict.json: missing evidence is never a pass
+        outcome = pipeline.conclude_failed(context, f"compile_report left no verdict (its task failed or was "
+                                                    f"stopped: see its log); verdict.json: {pipeline.cause(exc)}")
+    try:
+        outcome.notification = pipeline.notification_status(context)
+    except Exception as exc:  # noqa: BLE001 - the answer matters more than its notification's status
+        outcome.notification = f"unknown: {pipeline.cause(exc)}"
     return outcome.as_json()
 
 

@@ -158,15 +158,37 @@ def add_admin_commands(sub) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """Once the run has started there is always a verdict to print: a crash of the gate itself is INCONCLUSIVE
+    (exit 3) naming the fault, never a traceback with NO_GO's exit code."""
     from releasegate.pipeline import run_gate
+    from releasegate.redact import redact
 
-    progress = (lambda m: None) if args.json else (lambda m: print(m, file=sys.stderr, flush=True))
-    outcome = run_gate(args.policy, args.version, evidence_dir=args.evidence_dir, progress=progress)
-    if args.json:
-        print(json.dumps(outcome.as_json(), indent=2))
-    else:
-        print(_describe(outcome.as_json()))
-    return EXIT[outcome.verdict.decision.value]
+    progress = (lambda m: None) if args.json else (lambda m: print(redact(m), file=sys.stderr, flush=True))
+    try:
+        outcome = run_gate(args.policy, args.version, evidence_dir=args.evidence_dir, progress=progress)
+        data, recorded = outcome.as_json(), outcome.recorded
+    except ReleaseGateError:
+        raise  # the run could not start: exit 2
+    except Exception as exc:  # noqa: BLE001 - fail closed, with the cause
+        logging.getLogger("releasegate").debug("the gate crashed", exc_info=True)
+        data, recorded = _crashed(args, exc), False
+    text = json.dumps(data, indent=2) if args.json else _describe(data)
+    if not recorded and not args.json:
+        text += "\n  (this verdict could not be recorded in the gate database)"
+    print(redact(text))
+    return EXIT[data["decision"]]
+
+
+def _crashed(args: argparse.Namespace, exc: BaseException) -> dict:
+    from datetime import UTC, datetime
+
+    from releasegate.pipeline import cause
+
+    return {"decision": "INCONCLUSIVE", "run_id": "", "service": "", "version": args.version, "report": "",
+            "evidence_dir": args.evidence_dir or "", "notification": "", "decided_at": datetime.now(UTC).isoformat(),
+            "reasons": [{"stage": "gate:run", "severity": "high",
+                         "message": f"missing_evidence: the gate failed: {cause(exc)}"}],
+            "waivers": [], "defects": []}
 
 
 def cmd_trigger(args: argparse.Namespace) -> int:
@@ -355,18 +377,38 @@ def cmd_defects_plan(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from releasegate.redact import protect, redact
+
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
+    for handler in logging.getLogger().handlers:
+        protect(handler)  # whatever logs, through whichever logger: redacted before it is written
     logging.getLogger("alembic").setLevel(logging.WARNING)  # schema checks on start: not news to an operator
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.func(args)
     except PolicyError as exc:
-        print(f"releasegate: policy error: {exc}", file=sys.stderr)
+        print(redact(f"releasegate: policy error: {exc}"), file=sys.stderr)
         return EXIT_CANNOT_START
     except ReleaseGateError as exc:
-        print(f"releasegate: {exc}", file=sys.stderr)
+        print(redact(f"releasegate: {exc}"), file=sys.stderr)
         return EXIT_CANNOT_START
+    except Exception as exc:  # noqa: BLE001 - a fault (a database that is gone...) is a message, not a traceback
+        return _failed(args, exc)
+
+
+def _failed(args: argparse.Namespace, exc: BaseException) -> int:
+    """One line naming the fault (the traceback with RELEASEGATE_DEBUG=1); exit 3 for `run`, else 2."""
+    import os
+    import traceback
+
+    from releasegate.pipeline import cause
+    from releasegate.redact import redact
+
+    print(f"releasegate: {args.command} failed: {cause(exc)}", file=sys.stderr)
+    if os.environ.get("RELEASEGATE_DEBUG"):
+        print(redact("".join(traceback.format_exception(exc))), file=sys.stderr)
+    return EXIT["INCONCLUSIVE"] if args.command == "run" else EXIT_CANNOT_START
 
 
 if __name__ == "__main__":

@@ -3,11 +3,19 @@
 Dependencies (environment.dependencies) start first, each on its own free port and, with `proxy: true`,
 behind the gate's fault-injecting TCP proxy (releasegate.faultproxy); the service reaches one through
 {dep_NAME_url}. Every process runs detached (its own session) so that it outlives the provisioning task;
-teardown stops each by its process id, after checking the id still belongs to the process this gate started.
+teardown stops each by its process id, after checking the id still belongs to the process this gate started,
+and stops every other one even when stopping one fails.
+
+Logs: what the service, its dependencies and the proxies print goes to a private file under the gate's home
+(`private_log`), never straight into the evidence, since a service may print a secret at startup. The gate
+copies each log into `provision/` in the evidence redacted (`publish_logs`, when the run's processes have been
+stopped; a message quoting a log's tail is redacted too), then deletes the private file.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
 import os
 import signal
@@ -23,7 +31,8 @@ import requests
 from pydantic import BaseModel, ConfigDict
 
 import releasegate
-from releasegate.context import RunContext
+from releasegate import trace
+from releasegate.context import RunContext, gate_home
 from releasegate.errors import ProvisionError
 from releasegate.policy import Dependency, HealthCheck, Policy, fill, fill_command
 from releasegate.stages.base import run_tool
@@ -141,13 +150,13 @@ def _provision_service(policy: Policy, ctx: RunContext, deps: list[RunningDepend
     logs = ctx.evidence / "provision"
     _run_setup(policy, ctx, values, env, logs)
     log_path = logs / "service.log"
-    proc = _start(fill_command(spec.start, values), ctx.source, env, log_path)
+    proc = _start(fill_command(spec.start, values), ctx.source, env, log_path, port)
     environment = Environment(host=HOST, port=port, base_url=values["base_url"], pid=proc.pid, node=socket.gethostname(),
                               pid_created=psutil.Process(proc.pid).create_time(), log_path=str(log_path), env=env,
                               stop_signal=spec.stop_signal, stop_timeout_s=spec.stop_timeout_s, dependencies=deps)
     try:
         waited = _wait_healthy(fill(spec.health.url, values), spec.health, proc, log_path)
-    except ProvisionError:
+    except BaseException:
         stop_process(environment.pid, environment.pid_created, environment.stop_signal, environment.stop_timeout_s)
         raise
     log.info("provision: %s %s healthy at %s in %.1f s (pid %s); log: %s", ctx.service, ctx.version,
@@ -172,7 +181,8 @@ def _start_dependency(policy: Policy, ctx: RunContext, dep: Dependency) -> Runni
     values = placeholders(policy, ctx, port)
     cwd = policy.resolve(dep.path) if dep.path else ctx.source
     log_path = ctx.evidence / "provision" / f"dep-{dep.name}.log"
-    proc = _start(fill_command(dep.start, values), cwd, {k: fill(v, values) for k, v in dep.env.items()}, log_path)
+    proc = _start(fill_command(dep.start, values), cwd, {k: fill(v, values) for k, v in dep.env.items()}, log_path,
+                  port)
     running = RunningDependency(name=dep.name, host=HOST, port=port, url=values["base_url"],
                                 direct_url=values["base_url"], pid=proc.pid,
                                 pid_created=psutil.Process(proc.pid).create_time(), log_path=str(log_path),
@@ -203,7 +213,7 @@ def _wait_tcp(address: str, health, proc: subprocess.Popen, log_path: Path) -> f
     while time.monotonic() - started < health.timeout_s:
         if proc.poll() is not None:
             raise ProvisionError(f"{log_path.stem} exited with code {proc.returncode} before it accepted "
-                                 f"connections: {_tail(log_path.read_text(errors='replace'))} — see {log_path}")
+                                 f"connections: {_tail(read_log(log_path))} — see {log_path}")
         try:
             with socket.create_connection((host, int(port)), timeout=1):
                 return time.monotonic() - started
@@ -217,7 +227,7 @@ def _start_proxy(ctx: RunContext, name: str, upstream_port: int) -> RunningProxy
     argv = [sys.executable, "-m", "releasegate.faultproxy", "--listen", f"{HOST}:{port}",
             "--upstream", f"{HOST}:{upstream_port}", "--control", f"{HOST}:{control}"]
     log_path = ctx.evidence / "provision" / f"proxy-{name}.log"
-    proc = _start(argv, ctx.evidence, child_pythonpath(), log_path)
+    proc = _start(argv, ctx.evidence, child_pythonpath(), log_path, port)
     proxy = RunningProxy(port=port, control_url=f"http://{HOST}:{control}", pid=proc.pid,
                          pid_created=psutil.Process(proc.pid).create_time(), log_path=str(log_path))
     try:
@@ -251,9 +261,10 @@ def child_pythonpath() -> dict[str, str]:
     return {"PYTHONPATH": os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH")) if p)}
 
 
-def _start(argv: list[str], cwd: Path, env: dict[str, str], log_path: Path) -> subprocess.Popen:
+def _start(argv: list[str], cwd: Path, env: dict[str, str], log_path: Path, port: int | None = None) -> subprocess.Popen:
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as out:
+    trace.record("start", argv, cwd, env, port=port)
+    with open(private_log(log_path), "ab") as out:
         try:
             return subprocess.Popen(argv, cwd=cwd, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
@@ -267,7 +278,7 @@ def _wait_healthy(url: str, health, proc: subprocess.Popen, log_path: Path) -> f
     while time.monotonic() - started < health.timeout_s:
         if proc.poll() is not None:
             raise ProvisionError(f"the service exited with code {proc.returncode} before it was healthy: "
-                                 f"{_tail(log_path.read_text(errors='replace'))} — see {log_path}")
+                                 f"{_tail(read_log(log_path))} — see {log_path}")
         try:
             answer = requests.get(url, timeout=2)
             if answer.status_code == health.expect_status:
@@ -286,21 +297,35 @@ def teardown(environment: Environment | dict | None) -> str:
         return "nothing to stop"
     env = Environment.model_validate(environment)
     env.require_local("teardown")
-    outcomes = [stop_process(env.pid, env.pid_created, env.stop_signal, env.stop_timeout_s)]
-    outcomes += stop_dependencies(env.dependencies)
+    failures: list[str] = []
+    outcomes = [_stop_one("service", failures, env.pid, env.pid_created, env.stop_signal, env.stop_timeout_s)]
+    outcomes += stop_dependencies(env.dependencies, failures)
     outcome = "; ".join(outcomes)
     log.info("teardown: %s", outcome)
+    if failures:
+        raise ProvisionError(f"teardown: could not stop {'; '.join(failures)} — stop them by hand")
     return outcome
 
 
-def stop_dependencies(deps: list[RunningDependency]) -> list[str]:
+def stop_dependencies(deps: list[RunningDependency], failures: list[str] | None = None) -> list[str]:
+    """Stop each dependency and its proxy, last started first; one that cannot be stopped does not keep the
+    others running (it is added to `failures`)."""
+    failures = [] if failures is None else failures
     outcomes = []
     for dep in reversed(deps):
         if dep.proxy:
             proxy = dep.proxy
-            outcomes.append(f"{dep.name} proxy: " + stop_process(proxy.pid, proxy.pid_created, "SIGTERM", 5))
-        outcomes.append(f"{dep.name}: " + stop_process(dep.pid, dep.pid_created, dep.stop_signal, dep.stop_timeout_s))
+            outcomes.append(_stop_one(f"{dep.name} proxy", failures, proxy.pid, proxy.pid_created, "SIGTERM", 5))
+        outcomes.append(_stop_one(dep.name, failures, dep.pid, dep.pid_created, dep.stop_signal, dep.stop_timeout_s))
     return outcomes
+
+
+def _stop_one(what: str, failures: list[str], pid: int, created: float, stop_signal: str, timeout_s: float) -> str:
+    try:
+        return f"{what}: {stop_process(pid, created, stop_signal, timeout_s)}"
+    except Exception as exc:  # noqa: BLE001 - reported after the others were stopped
+        failures.append(f"{what} (pid {pid}: {type(exc).__name__}: {exc})")
+        return f"{what}: NOT stopped ({type(exc).__name__}: {exc})"
 
 
 def stop_process(pid: int, created: float, stop_signal: str, timeout_s: float) -> str:
@@ -313,15 +338,33 @@ def stop_process(pid: int, created: float, stop_signal: str, timeout_s: float) -
         return f"pid {pid} already stopped"
     _signal_group(pid, getattr(signal, stop_signal))
     _signal_group(pid, signal.SIGCONT)  # a process a chaos experiment paused must be able to act on the signal
-    try:
-        proc.wait(timeout=timeout_s)
+    if ended(proc, timeout_s):
         outcome = f"stopped pid {pid} with {stop_signal}"
-    except psutil.TimeoutExpired:
+    else:
         _signal_group(pid, signal.SIGKILL)
-        proc.wait(timeout=5)
+        if not ended(proc, 5):
+            raise ProvisionError(f"pid {pid} did not end 5 s after SIGKILL")
         outcome = f"killed pid {pid} after {timeout_s:g} s"
     _reap_group(pid)
     return outcome
+
+
+def ended(proc: psutil.Process, timeout_s: float) -> bool:
+    """Whether the process ended within the timeout. A process the gate started in another task has the
+    system's init as its parent, which reaps it when it gets round to it: an exited (zombie) process has
+    ended, so waiting for its pid to vanish (psutil's wait for a non-child) would only add the reaper's delay."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                with contextlib.suppress(ChildProcessError, OSError):
+                    os.waitpid(proc.pid, os.WNOHANG)  # our own child: reap it
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
 
 
 def _signal_group(pgid: int, sig: int) -> None:
@@ -337,6 +380,41 @@ def _reap_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def private_log(evidence_log: Path) -> Path:
+    """Where a process's raw output goes: a private folder under the gate's home, one per evidence folder."""
+    folder = Path(evidence_log).parent.resolve()
+    private = gate_home() / "logs" / hashlib.sha256(str(folder).encode("utf-8")).hexdigest()[:16]
+    private.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return private / Path(evidence_log).name
+
+
+def read_log(evidence_log: Path) -> str:
+    """A process's output so far, redacted (from its private file while the run is on, else the evidence copy)."""
+    from releasegate.redact import redact
+
+    for path in (private_log(evidence_log), Path(evidence_log)):
+        if path.is_file():
+            return redact(path.read_text(encoding="utf-8", errors="replace"))
+    return ""
+
+
+def publish_logs(ctx: RunContext) -> list[Path]:
+    """Copy every private log of the run into `provision/` in the evidence, redacted; then delete the private file.
+
+    Call it once the processes are stopped (teardown); a later call finds nothing new and changes nothing."""
+    from releasegate.redact import redact_file
+
+    folder = ctx.evidence / "provision"
+    private = private_log(folder / "-").parent
+    published = []
+    for raw in sorted(private.iterdir()):
+        redact_file(raw, folder / raw.name)
+        raw.unlink()
+        published.append(folder / raw.name)
+    private.rmdir()
+    return published
 
 
 def _tail(text: str, lines: int = 6) -> str:
