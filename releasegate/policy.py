@@ -1,6 +1,8 @@
 """The gate policy (`gate.yaml`): one per service, validated here, with a published JSON schema.
 
-Paths in a policy are relative to the policy file. Strings may use placeholders, filled in when the
+Paths to the service's own files (suite paths, locustfile, requirements, semgrep paths, alert files) are relative
+to its source folder; paths to the gate's inputs (source.path, semgrep rules, osv_data, chaos experiments,
+dependency folders) to the policy file (docs/policy.md, "Paths"). Strings may use placeholders, filled in when the
 gate runs: {version} {port} {host} {base_url} {workdir} {python} {service} {evidence} {run_id}.
 """
 
@@ -74,10 +76,14 @@ class HealthCheck(_Spec):
 class EnvironmentSpec(_Spec):
     """How to start the service on its own port, check it is healthy and stop it."""
 
-    python: str | None = Field(None, description="Interpreter for {python}; default: the gate's own.")
+    python: str | None = Field(None, description="Interpreter for {python} (setup, start and the suites' default "
+                               "'{python} -m pytest'); default: the gate's own. Needs pytest and the service's "
+                               "dependencies.")
     setup: list[Command] = Field(
-        default_factory=list, description="Commands run in the workspace before start (migrations, fixtures).")
-    start: Command = Field(description="Command that serves the app on {port}, e.g. '{python} -m flask run -p {port}'.")
+        default_factory=list, description="Commands run in the workspace before start (migrations, fixtures); "
+                                          "split into arguments, not run by a shell.")
+    start: Command = Field(description="Command that serves the app on {port}, e.g. '{python} -m flask run -p {port}'; "
+                                       "split into arguments, not run by a shell.")
     env: Env = Field(
         default_factory=dict, description="Environment for setup, start and the suites (e.g. DATABASE_URL).")
     port: int | None = Field(None, ge=1, le=65535, description="Fixed port; default: a free 127.0.0.1 port.")
@@ -95,12 +101,16 @@ class Suite(_Spec):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", description="Short id, e.g. unit.")
     kind: Literal["unit", "integration", "contract", "e2e", "smoke", "other"] = "unit"
     command: Command = Field(
-        default_factory=lambda: ["{python}", "-m", "pytest"], description="Test command; the gate adds --junitxml.")
-    paths: list[str] = Field(default_factory=list, description="Test files or folders, e.g. ['tests.py'].")
-    args: list[str] = Field(default_factory=list, description="Extra arguments, e.g. ['-p', 'no:cov', '-W', 'default'].")
+        default_factory=lambda: ["{python}", "-m", "pytest"],
+        description="Test command (split into arguments, not run by a shell); the gate adds --junitxml.")
+    paths: list[str] = Field(default_factory=list,
+                             description="Test files or folders, relative to the source, e.g. ['tests.py'].")
+    args: list[str] = Field(default_factory=list,
+                            description="Extra arguments, e.g. ['--cov-fail-under=0', '-W', 'default'].")
     env: Env = Field(default_factory=dict)
     junit: str | None = Field(
-        None, description="Where the command writes JUnit XML itself (non-pytest runners); default: the gate asks pytest.")
+        None, description="Where the command writes JUnit XML itself (non-pytest runners), relative to the source; "
+                          "default: the gate asks pytest.")
     needs_service: bool = Field(False, description="Start the service first; the suite gets RELEASEGATE_BASE_URL.")
     required: bool = True
     retries: int = Field(0, ge=0, le=5, description="Reruns of failing tests only; a pass on rerun is flaky.")
@@ -109,7 +119,8 @@ class Suite(_Spec):
     timeout_s: float = Field(900, gt=0, le=MAX_TIMEOUT_S)
     exit_codes_ok: list[int] = Field(
         default_factory=lambda: [0, 1],
-        description="Exit codes that still count as 'ran' (1: tests failed). Others with no failing test are findings.")
+        description="Exit statuses that mean the tests ran (1: some failed). Any other (pytest's 2, 3, 4), a signal "
+                    "or a timeout means the suite did not run: INCONCLUSIVE, with the tool's own error line.")
     severity: Severity = Field(Severity.high, description="Severity of a failing test in this suite.")
 
 
@@ -232,8 +243,10 @@ class Semgrep(_Spec):
     rules: list[str] = Field(min_length=1, description="Local rule files or folders (relative to the policy), "
                              "or 'builtin:NAME' for the gate's bundled rules.")
     paths: list[str] = Field(default_factory=lambda: ["."], description="What to scan, relative to the source.")
-    exclude: list[str] = Field(default_factory=lambda: ["tests", "test_*.py", "tests.py"])
-    blocking_severity: Severity = Severity.high
+    exclude: list[str] = Field(default_factory=lambda: ["tests", "test_*.py", "tests.py"],
+                               description="Patterns (semgrep --exclude) of paths in the source not to scan.")
+    blocking_severity: Severity = Field(Severity.high, description="Lowest severity that blocks; semgrep's ERROR "
+                                        "is high, WARNING medium, INFO low (docs/policy.md, 'Severities').")
     required: bool = True
     timeout_s: float = Field(300, gt=0, le=MAX_TIMEOUT_S)
 
@@ -242,11 +255,12 @@ class PipAudit(_Spec):
     requirements: list[str] = Field(min_length=1, description="Pinned requirements files, relative to the source.")
     export: list[Command] = Field(
         default_factory=list,
-        description="Commands run in the workspace first that write those files from a lock file pip-audit "
-                    "cannot read, e.g. 'uv export --format requirements-txt -o requirements.lock.txt'.")
+        description="Commands run in the workspace first (not by a shell) that write those files from a lock file "
+                    "pip-audit cannot read, e.g. 'uv export --format requirements-txt -o requirements.lock.txt'.")
     osv_url: str | None = Field(None, description="An OSV-compatible endpoint (may be a local mirror).")
     osv_data: str | None = Field(
-        None, description="Local advisory data (OSV JSON lines, .gz allowed) that the gate serves on loopback.")
+        None, description="Local advisory data (OSV JSON lines, .gz allowed), relative to the policy, that the gate "
+                          "serves on loopback.")
     unknown_severity: Severity = Field(Severity.high, description="Severity for advisories that carry none.")
     blocking_severity: Severity = Severity.high
     max_advisory_age_days: int = Field(

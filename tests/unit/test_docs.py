@@ -84,3 +84,95 @@ def test_compose_commands_are_real_airflow_commands(service):
     proc = subprocess.run([str(airflow), *command[1:], "--help"], capture_output=True, text=True, timeout=120,
                           check=False)
     assert proc.returncode == 0, proc.stderr[-1000:]
+
+
+# --- what docs/policy.md says the gate does, checked against the gate -------------------------------------------
+
+MISSING_FILE = ("does not exist", "is not a folder", "is not a file")
+
+
+@pytest.mark.parametrize("index", range(len(yaml_blocks(POLICY_DOC))))
+def test_every_policy_example_passes_policy_check_but_for_the_services_files(tmp_path, index):
+    """Placeholders where the gate fills them in, ports in start and health: only the files are not here."""
+    from releasegate.policy_check import check_policy
+
+    target = tmp_path / "gate.yaml"
+    target.write_text(yaml_blocks(POLICY_DOC)[index])
+
+    problems = check_policy(load_policy(target), "1.0").problems
+    assert [p for p in problems if not any(words in p.message for words in MISSING_FILE)] == []
+
+
+def doc_table(heading: str) -> list[list[str]]:
+    """The body rows of the first table after `heading`, as lists of cells."""
+    lines = POLICY_DOC.read_text().split(heading, 1)[1].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    rows = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        rows.append([c.strip() for c in line.strip().strip("|").split("|")])
+    return [r for r in rows[1:] if not all(set(c) <= {"-", " "} for c in r)]
+
+
+def test_the_semgrep_severity_table_is_the_gates():
+    from releasegate.stages.semgrep import SEVERITY, UNKNOWN_SEVERITY
+
+    documented = {}
+    for levels, severity in doc_table("## Severities\n")[:-1]:
+        documented.update({level.strip("` "): severity.split()[0] for level in levels.split(",")})
+    assert documented == {level: severity.value for level, severity in SEVERITY.items()}
+    assert doc_table("## Severities\n")[-1][1].startswith(UNKNOWN_SEVERITY.value)
+
+
+def test_the_path_table_names_each_fields_base_as_policy_check_resolves_it(tmp_path):
+    """Every path field set to a name that does not exist: policy check names the base the table gives it."""
+    from releasegate.policy_check import check_policy
+
+    (tmp_path / "src").mkdir()
+    target = tmp_path / "gate.yaml"
+    target.write_text(yaml.safe_dump({
+        "service": "s", "source": {"path": "src"},
+        "environment": {"start": "x --port {port}", "health": {"url": "http://{host}:{port}/"},
+                        "dependencies": [{"name": "db", "path": "nope", "start": "x {port}",
+                                          "health": {"tcp": "{host}:{port}"}}]},
+        "suites": [{"name": "u", "paths": ["nope"]}],
+        "load": {"locustfile": "nope.py", "budgets": {"p95_ms": 1}},
+        "scans": {"semgrep": {"rules": ["nope.yml"], "paths": ["nope"]},
+                  "pip_audit": {"requirements": ["nope.txt"], "osv_data": "nope.jsonl"}},
+        "alerts": {"rule_files": ["nope.yml"], "tests": ["nope.yml"], "alertmanager": {"config": "nope.yml"}},
+        "chaos": {"experiments": [{"name": "c", "file": "nope.yaml"}]}}))
+    bases = {re.sub(r"\[\d+\]", "[]", re.sub(r"\[\d+\]$", "", p.field)): "source" if "source folder" in p.message
+             else "policy" for p in check_policy(load_policy(target)).problems}
+
+    table = doc_table("## Paths\n")
+    documented = {}
+    for source_cell, policy_cell in table:
+        for base, cell in (("source", source_cell), ("policy", policy_cell)):
+            for name in re.findall(r"`([a-z_.\[\]]+)`", cell):
+                documented[name] = base
+    checked = {name: base for name, base in documented.items() if name in bases}
+    assert checked == bases and len(checked) >= 11
+
+
+def test_the_documented_cli_stage_order_is_the_runs():
+    from releasegate.pipeline import expected_stages
+    from releasegate.policy import Policy
+
+    text = " ".join(POLICY_DOC.read_text().split())
+    said = text.split("runs them one after another in one process: ", 1)[1].split(";", 1)[0]
+    words = {"provision": "provision", "the suites in the policy's order": "pytest[a]", "the load test": "locust",
+             "chaos": "chaos", "Semgrep": "semgrep", "pip-audit": "pip-audit", "alerts": "alerts"}
+    policy = Policy.model_validate({
+        "service": "s", "environment": {"start": "x", "health": {"url": "u"}}, "suites": [{"name": "a"}],
+        "load": {"locustfile": "l.py", "budgets": {}}, "chaos": {"experiments": [{"name": "c", "file": "c"}]},
+        "scans": {"semgrep": {"rules": ["r"]}, "pip_audit": {"requirements": ["r"], "osv_url": "u"}},
+        "alerts": {"rule_files": ["r"], "tests": ["t"]}})
+    assert [words[w.strip()] for w in said.split(",")] == [s.name for s in expected_stages(policy)]
+
+
+def test_the_coverage_advice_is_the_one_that_works():
+    """`-p no:cov` breaks under `--cov` addopts (tests/integration/test_suite_causes.py shows both)."""
+    text = POLICY_DOC.read_text()
+    assert '["--cov-fail-under=0"]' in text
+    assert not re.search(r'args: \["-p", "no:cov"\]', text)
