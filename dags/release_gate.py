@@ -123,7 +123,7 @@ def release_gate():
 
         return stop(ctx, env)
 
-    @task(trigger_rule="all_done", retries=1, **WORK)
+    @task(trigger_rule="all_done", retries=1, retry_delay=timedelta(seconds=5), **WORK)
     def compile_report(ctx: dict) -> dict:
         from releasegate.airflow_glue import conclude
 
@@ -178,7 +178,7 @@ def release_gate():
     told = [notify_go(ctx, outcome), notify_no_go(ctx, outcome)]
     decide(outcome) >> told
     answer = verdict(ctx)
-    told >> answer
+    [outcome, *told] >> answer  # after the report's last attempt, whatever the notification did
     enforce_verdict(answer)
 
 

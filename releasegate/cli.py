@@ -194,13 +194,32 @@ def _crashed(args: argparse.Namespace, exc: BaseException) -> dict:
 def cmd_trigger(args: argparse.Namespace) -> int:
     from releasegate import trigger
 
+    try:
+        return _trigger(args, trigger)
+    except trigger.TriggerError as exc:
+        if args.json:  # one object, also when there is no verdict
+            print(json.dumps({"decision": None, "error": str(exc), "dag_run_id": getattr(exc, "run_id", None)}))
+        print(f"releasegate: {exc}", file=sys.stderr)
+        return EXIT_CANNOT_START
+
+
+def _trigger(args: argparse.Namespace, trigger) -> int:
     api = trigger.AirflowApi.from_environment()
     run_id = trigger.trigger(api, args.service, args.version, args.policy)
     if not args.wait:
         print(json.dumps({"dag_run_id": run_id, "dag_run_state": "queued"}) if args.json else f"triggered {run_id}")
         return 0
     print(f"waiting for {run_id} ...", file=sys.stderr, flush=True)
-    data = trigger.answer(run_id, trigger.wait(api, run_id, args.timeout))
+    final = trigger.wait(api, run_id, args.timeout)
+    why = ""
+    if not trigger.has_verdict(final):
+        task, line = trigger.first_failure(api, run_id)
+        why = f"task {task} failed: {line}" if task else ""
+        if task == "open_run":  # the gate never opened its run: nothing was decided, as `run` exiting 2
+            error = trigger.RunNotStarted(f"run {run_id} could not start: {line or 'read the open_run task log'}")
+            error.run_id = run_id
+            raise error
+    data = trigger.answer(run_id, final, why)
     trigger.note(api, run_id, data)
     if args.json:
         print(json.dumps(data, indent=2))

@@ -44,9 +44,10 @@ class AirflowApi:
         return cls(url, token)
 
     def call(self, method: str, path: str, **kwargs) -> requests.Response:
+        headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
         try:
             response = requests.request(method, f"{self.url}{path}", timeout=kwargs.pop("timeout", self.timeout_s),
-                                        headers={"Authorization": f"Bearer {self.token}"}, **kwargs)
+                                        headers=headers, **kwargs)
         except requests.RequestException as exc:
             raise TriggerError(f"{method} {self.url}{path}: {type(exc).__name__}: {exc}") from None
         if response.status_code >= 400:
@@ -102,8 +103,10 @@ def wait(api: AirflowApi, run_id: str, timeout_s: float, interval_s: float = 2.0
     try:
         for line in response.iter_lines(decode_unicode=True):
             if line.strip():
+                state = last.get("state")
                 last = json.loads(line)
-                log.info("run %s: %s", run_id, last.get("state"))
+                if last.get("state") != state:  # progress when it changes, not on every poll
+                    log.info("run %s: %s", run_id, last.get("state"))
     except requests.RequestException as exc:
         raise TriggerError(f"waiting for run {run_id}: {type(exc).__name__}: {exc} — the run goes on; follow it "
                            "in the Airflow UI") from None
@@ -113,22 +116,48 @@ def wait(api: AirflowApi, run_id: str, timeout_s: float, interval_s: float = 2.0
     return last
 
 
-def answer(run_id: str, final: dict) -> dict:
+class RunNotStarted(TriggerError):
+    """The DAG run failed before the gate opened its run (a bad policy or parameters): nothing was decided."""
+
+
+def answer(run_id: str, final: dict, why: str = "") -> dict:
     """The verdict JSON (as `releasegate run --json` prints it) plus the DAG run's id and state."""
     verdict = (final.get("results") or {}).get(RESULT_TASK)
     if not isinstance(verdict, dict):
         verdict = {"decision": "INCONCLUSIVE", "reasons": [{
             "stage": "airflow", "severity": "critical", "fingerprint": "",
-            "message": f"the DAG run ended {final.get('state')} without a verdict — read its task logs"}]}
+            "message": f"the DAG run ended {final.get('state')} without a verdict: {why or 'read its task logs'}"}]}
     return {**verdict, "dag_run_id": run_id, "dag_run_state": final.get("state")}
 
 
-def note(api: AirflowApi, run_id: str, result: dict) -> None:
-    """Show the decision on the run in the Airflow UI; a failure here never changes the answer."""
-    reasons = result.get("reasons", [])
-    text = f"**{result['decision']}**" + "".join(f"\n- {r['stage']}: {r['message']}" for r in reasons[:5])
+def has_verdict(final: dict) -> bool:
+    return isinstance((final.get("results") or {}).get(RESULT_TASK), dict)
+
+
+def first_failure(api: AirflowApi, run_id: str) -> tuple[str, str]:
+    """The first task that failed in the run and the last error line of its log ("", "" when none failed)."""
+    run = quote(run_id, safe="")
+    tis = api.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run}/taskInstances").json()["task_instances"]
+    failed = sorted((t for t in tis if t["state"] == "failed"), key=lambda t: t.get("start_date") or "")
+    if not failed:
+        return "", ""
+    task = failed[0]
     try:
-        api.call("PATCH", f"/api/v2/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}", json={"note": text[:1000]},
-                 params={"update_mask": "note"})
-    except TriggerError as exc:
-        log.warning("could not set the run's note: %s", exc)
+        log_doc = api.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run}/taskInstances/{task['task_id']}/logs/"
+                                  f"{task['try_number']}", params={"map_index": task["map_index"]},
+                           headers={"Accept": "application/json"}).json()
+    except (TriggerError, ValueError):
+        return task["task_id"], ""
+    return task["task_id"], last_error(log_doc.get("content", []))
+
+
+def last_error(content: list) -> str:
+    """The exception a task failed with (Airflow's structured task log: `error_detail`), else its last error
+    event, as one line."""
+    entries = [c for c in content if isinstance(c, dict)]
+    for entry in reversed(entries):
+        for detail in entry.get("error_detail") or []:
+            if isinstance(detail, dict) and detail.get("exc_value"):
+                return " ".join(f"{detail.get('exc_type', '')}: {detail['exc_value']}".split())[:600]
+    errors = [str(e.get("event", "")) for e in entries if e.get("level") in ("error", "critical")]
+    return " ".join((errors or [""])[-1].split())[:600]

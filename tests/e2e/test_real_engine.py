@@ -66,9 +66,9 @@ def cluster(request, tmp_path_factory):
         assert _leftovers(home) == []
 
 
-def trigger(env: dict[str, str], version: str) -> tuple[int, dict]:
+def trigger(env: dict[str, str], version: str, policy: str = "include/demo/gate.yaml") -> tuple[int, dict]:
     proc = subprocess.run([str(BIN / "releasegate"), "trigger", "--service", "inventory", "--version", version,
-                           "--policy", "include/demo/gate.yaml", "--wait", "--json", "--timeout", "900"],
+                           "--policy", policy, "--wait", "--json", "--timeout", "900"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=1000, check=False)
     assert proc.stdout.strip(), f"no JSON (exit {proc.returncode}): {proc.stderr[-3000:]}"
     return proc.returncode, json.loads(proc.stdout)
@@ -121,3 +121,15 @@ def test_both_demo_releases_get_the_cli_verdict_and_measurements_run_alone(clust
         assert {r["fingerprint"] for r in data["reasons"]} == {r["fingerprint"] for r in cli["reasons"]}
         assert data["dag_run_id"] and Path(data["report"]).is_file()
     assert overlaps_with_measurements(task_instances(cluster["env"])) == []
+
+
+def test_a_run_that_cannot_start_or_a_refused_login_exits_2_with_the_cause(cluster, tmp_path):
+    bad = tmp_path / "gate.yaml"
+    bad.write_text("service: inventory\nsuites_typo: []\n")
+    code, data = trigger(cluster["env"], "1.0.0", policy=str(bad))
+    assert (code, data["decision"]) == (2, None)
+    assert "could not start" in data["error"] and "suites_typo" in data["error"], data["error"]
+
+    code, data = trigger({**cluster["env"], "RELEASEGATE_AIRFLOW_PASSWORD": "not-the-password"}, "1.0.0")
+    assert (code, data["decision"]) == (2, None)
+    assert "/auth/token" in data["error"] and "HTTP 401" in data["error"], data["error"]
