@@ -269,11 +269,11 @@ def _stage_evidence(result: StageResult) -> str:
         coverage = result.metric("coverage")
         if coverage is not None:
             said += f", coverage {fmt_number(coverage.value)}% (required {fmt_number(coverage.threshold)}%)"
-    elif result.metrics and any(m.threshold is not None for m in result.metrics):
+    elif result.kind == "load":
         said = key_metrics(result, limit=6)
     else:
         said = _summary_text(result)
-    if result.advisory_data is not None:
+    if result.advisory_data is not None and "advisory data:" not in said:
         said += f"; advisory data: {result.advisory_data.describe()}"
     if blocking:
         said += f"; {len(blocking)} blocking: " + "; ".join(blocking[:2]) + (" …" if len(blocking) > 2 else "")
