@@ -89,3 +89,91 @@ def left_running(pids: list[int]) -> list[int]:
 def descendants() -> list[psutil.Process]:
     """This process's live descendants."""
     return [p for p in psutil.Process().children(recursive=True) if left_running([p.pid])]
+
+
+class CliRun:
+    """`releasegate run` in the background, its stderr watched line by line (to time a fault between steps)."""
+
+    def __init__(self, policy: Path, version: str, *args: str, env: dict[str, str] | None = None) -> None:
+        import os
+        import subprocess
+        import sys
+        import threading
+
+        command = [str(Path(sys.executable).parent / "releasegate"), "run", "--policy", str(policy),
+                   "--version", version, *args]
+        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     env={**os.environ, **(env or {})})
+        self.pid = self.proc.pid
+        self.stderr: list[str] = []
+        self.stdout: list[str] = []
+        self._changed = threading.Condition()
+        self._readers = [threading.Thread(target=self._read, args=(stream, lines), daemon=True)
+                         for stream, lines in ((self.proc.stderr, self.stderr), (self.proc.stdout, self.stdout))]
+        for reader in self._readers:
+            reader.start()
+
+    def _read(self, stream, lines: list[str]) -> None:
+        for line in stream:
+            with self._changed:
+                lines.append(line)
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    def wait_for(self, text: str, timeout: float) -> str:
+        """The first stderr line containing `text`; AssertionError if the run ends or the time is up first."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                found = next((line for line in self.stderr if text in line), None)
+                if found is not None:
+                    return found
+                left = deadline - time.monotonic()
+                assert left > 0 and self.proc.poll() is None, (
+                    f"no {text!r} on stderr (exit {self.proc.poll()}): {''.join(self.stderr)[-3000:]}")
+                self._changed.wait(min(left, 1.0))
+
+    def finish(self, timeout: float) -> tuple[int, str, str]:
+        """Exit code, stdout and stderr; the run is killed (and the test fails) if it takes longer than `timeout`."""
+        import subprocess
+
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"the run took longer than {timeout} s: {''.join(self.stderr)[-3000:]}") from None
+        for reader in self._readers:
+            reader.join(timeout=10)
+        return code, "".join(self.stdout), "".join(self.stderr)
+
+    def __enter__(self) -> CliRun:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def processes_of(home: Path, grace_s: float = 5.0) -> list[psutil.Process]:
+    """Live processes started for a gate home (they inherit RELEASEGATE_HOME), after a short grace period."""
+    import os
+    import time
+
+    deadline = time.monotonic() + grace_s
+    while True:
+        found = []
+        for proc in psutil.process_iter():
+            try:
+                if (proc.pid != os.getpid() and proc.status() != psutil.STATUS_ZOMBIE
+                        and proc.environ().get("RELEASEGATE_HOME") == str(home)):
+                    found.append(proc)
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                continue
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
