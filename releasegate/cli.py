@@ -167,8 +167,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         outcome = run_gate(args.policy, args.version, evidence_dir=args.evidence_dir, progress=progress)
         data, recorded = outcome.as_json(), outcome.recorded
-    except ReleaseGateError:
-        raise  # the run could not start: exit 2
+    except ReleaseGateError as exc:  # the run could not start: exit 2, and with --json still one object
+        if args.json:
+            print(redact(json.dumps({"decision": None, "error": str(exc)}, indent=2)))
+        raise
     except Exception as exc:  # noqa: BLE001 - fail closed, with the cause
         logging.getLogger("releasegate").debug("the gate crashed", exc_info=True)
         data, recorded = _crashed(args, exc), False
