@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from persistence.bulk import insert_rows
 from persistence.tables import (
     FindingRow,
     NotificationRow,
@@ -35,7 +36,7 @@ def _dicts(result) -> list[dict[str, Any]]:
     return [dict(row) for row in result.mappings()]
 
 
-def _chunks(rows: list[dict[str, Any]]) -> Iterable[list[dict[str, Any]]]:
+def _chunks(rows: list[Any]) -> Iterable[list[Any]]:
     return (rows[i:i + _CHUNK] for i in range(0, len(rows), _CHUNK))
 
 
@@ -77,19 +78,26 @@ class StageRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def upsert(self, run_id: str, stage: dict[str, Any]) -> None:
-        """Write a StageResult dump, its findings and its test cases; a rerun replaces the stage's rows."""
+    def upsert(self, run_id: str, stage: dict[str, Any], cases: Iterable[Sequence[Any]] = ()) -> None:
+        """Write a StageResult dump, its findings and its test cases; a rerun replaces the stage's rows.
+
+        ``cases``: more test cases as (node_id, outcome, duration_s, attempts, message) rows, streamed (a large
+        suite's passing cases, read from its spool file); the dump's own ``test_cases`` win over them."""
         name = stage["stage"]
         upsert(self.session, StageResultRow.__table__, _stage_row(run_id, stage), ["run_id", "stage"])
-        self._replace(FindingRow, FindingRow.stage == name, run_id, ["run_id", "fingerprint"],
-                      [_finding_row(run_id, name, f) for f in stage.get("findings", [])])
-        self._replace(TestCaseRow, TestCaseRow.suite == name, run_id, ["run_id", "suite", "node_id"],
-                      [_test_case_row(run_id, name, t) for t in stage.get("test_cases", [])])
+        findings = {f["fingerprint"]: f for f in stage.get("findings", [])}  # one row per fingerprint, last wins
+        self._delete_findings(run_id, name, list(findings))
+        insert_rows(self.session, FindingRow.__table__, FINDING_COLUMNS,
+                    (_finding_row(run_id, name, f) for f in findings.values()))
+        self.session.execute(delete(TestCaseRow).where(TestCaseRow.run_id == run_id, TestCaseRow.suite == name))
+        insert_rows(self.session, TestCaseRow.__table__, CASE_COLUMNS, _case_rows(run_id, name, stage, cases))
 
-    def _replace(self, model, where, run_id: str, keys: list[str], rows: list[dict[str, Any]]) -> None:
-        self.session.execute(delete(model).where(model.run_id == run_id, where))
-        for chunk in _chunks(rows):
-            upsert(self.session, model.__table__, chunk, keys)
+    def _delete_findings(self, run_id: str, stage: str, fingerprints: list[str]) -> None:
+        """The stage's earlier rows, and rows of another stage with a fingerprint this one now holds."""
+        self.session.execute(delete(FindingRow).where(FindingRow.run_id == run_id, FindingRow.stage == stage))
+        for chunk in _chunks(fingerprints):
+            self.session.execute(delete(FindingRow).where(FindingRow.run_id == run_id,
+                                                          FindingRow.fingerprint.in_(chunk)))
 
     def for_run(self, run_id: str) -> list[dict[str, Any]]:
         """The run's stages, each shaped like ``StageResult.model_dump()`` (findings included)."""
@@ -130,17 +138,26 @@ def _stage_dict(row: dict[str, Any], findings: list[dict[str, Any]]) -> dict[str
             "artifacts": row["artifacts"], "evidence_empty": row["evidence_empty"]}
 
 
-def _finding_row(run_id: str, stage: str, finding: dict[str, Any]) -> dict[str, Any]:
-    return {"run_id": run_id, "stage": stage, "fingerprint": finding["fingerprint"], "kind": finding["kind"],
-            "rule": finding["rule"], "severity": _plain(finding["severity"]), "title": finding.get("title", ""),
-            "location": finding.get("location", ""), "evidence": finding.get("evidence", ""),
-            "blocking": finding.get("blocking", True), "data": finding.get("data", {})}
+FINDING_COLUMNS = ("run_id", "stage", "fingerprint", "kind", "rule", "severity", "title", "location", "evidence",
+                   "blocking", "data")
+CASE_COLUMNS = ("run_id", "suite", "node_id", "outcome", "duration_s", "attempts", "message")
 
 
-def _test_case_row(run_id: str, suite: str, case: dict[str, Any]) -> dict[str, Any]:
-    return {"run_id": run_id, "suite": suite, "node_id": case["node_id"], "outcome": _plain(case["outcome"]),
-            "duration_s": case.get("duration_s", 0.0), "attempts": case.get("attempts", 1),
-            "message": case.get("message", "")}
+def _finding_row(run_id: str, stage: str, finding: dict[str, Any]) -> tuple:
+    return (run_id, stage, finding["fingerprint"], finding["kind"], finding["rule"], _plain(finding["severity"]),
+            finding.get("title", ""), finding.get("location", ""), finding.get("evidence", ""),
+            finding.get("blocking", True), finding.get("data", {}))
+
+
+def _case_rows(run_id: str, suite: str, stage: dict[str, Any], streamed: Iterable[Sequence[Any]]) -> Iterator[tuple]:
+    """The dump's test cases (one per node id, last wins), then the streamed ones it does not hold."""
+    held = {c["node_id"]: c for c in stage.get("test_cases", [])}
+    for case in held.values():
+        yield (run_id, suite, case["node_id"], _plain(case["outcome"]), case.get("duration_s", 0.0),
+               case.get("attempts", 1), case.get("message", ""))
+    for node_id, outcome, duration_s, attempts, message in streamed:
+        if node_id not in held:
+            yield (run_id, suite, node_id, outcome, duration_s, attempts, message)
 
 
 class VerdictRepository:

@@ -1,0 +1,102 @@
+"""Many rows at once: PostgreSQL ``COPY ... FROM STDIN`` (psycopg2's ``copy_expert``), batched executemany on SQLite.
+
+The rows stream: neither backend holds more than one batch (``BATCH`` rows, or COPY's read buffer) in memory, so
+a 200,000-case suite is written in bounded memory. The statement for a batch is compiled once per table and
+reused (SQLAlchemy's compiled cache), never a multi-VALUES statement rebuilt per chunk.
+
+These are plain inserts: the caller deletes what a re-run would replace first, in the same transaction
+(``StageRepository.upsert``), which keeps every write idempotent.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, date, datetime
+from itertools import islice
+from typing import Any
+
+from sqlalchemy import JSON, Table, insert
+from sqlalchemy.orm import Session
+
+BATCH = 5_000
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def insert_rows(session: Session, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+    """Insert ``rows`` (each a sequence of values in the order of ``columns``); return how many were written."""
+    if session.get_bind().dialect.name == "postgresql":
+        return copy_rows(session, table, columns, rows)
+    return _executemany(session, table, columns, rows)
+
+
+def copy_rows(session: Session, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+    """PostgreSQL only: the rows through ``COPY table (columns) FROM STDIN`` in the session's transaction."""
+    json_columns = {i for i, c in enumerate(columns) if _is_json(table, c)}
+    source = CopySource(copy_line(row, json_columns) for row in rows)
+    cursor = session.connection().connection.dbapi_connection.cursor()
+    try:
+        cursor.copy_expert(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN", source, size=1 << 16)
+    finally:
+        cursor.close()
+    return source.lines
+
+
+def _executemany(session: Session, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+    statement = insert(table)
+    written = 0
+    iterator = iter(rows)
+    while batch := [dict(zip(columns, row, strict=True)) for row in islice(iterator, BATCH)]:
+        session.execute(statement, batch)
+        written += len(batch)
+    return written
+
+
+def _is_json(table: Table, column: str) -> bool:
+    return isinstance(table.c[column].type, JSON)
+
+
+def copy_line(row: Sequence[Any], json_columns: frozenset[int] | set[int] = frozenset()) -> str:
+    """One row in COPY's text format: tab-separated, ``\\N`` for NULL, backslash escapes."""
+    return "\t".join(_copy_value(v, i in json_columns) for i, v in enumerate(row)) + "\n"
+
+
+def _copy_value(value: Any, as_json: bool) -> str:
+    if value is None:
+        return "\\N"
+    if as_json:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str).translate(_COPY_ESCAPES)
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, datetime):
+        return (value.replace(tzinfo=UTC) if value.tzinfo is None else value).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value).replace("\x00", "").translate(_COPY_ESCAPES)
+
+
+class CopySource(io.RawIOBase):
+    """A file-like object over an iterator of text lines, read by ``copy_expert`` a buffer at a time."""
+
+    def __init__(self, lines: Iterator[str]) -> None:
+        self._lines = iter(lines)
+        self._pending = b""
+        self.lines = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        size = 1 << 16 if size is None or size < 0 else size
+        parts, have = [self._pending], len(self._pending)
+        for line in self._lines:
+            data = line.encode("utf-8")
+            parts.append(data)
+            have += len(data)
+            self.lines += 1
+            if have >= size:
+                break
+        data = b"".join(parts)
+        self._pending = data[size:]
+        return data[:size]
