@@ -26,7 +26,7 @@ system-deps:
 demo: install
 	$(BIN)/python scripts/demo.py
 
-test: install
+test: install lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install
