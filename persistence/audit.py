@@ -19,9 +19,10 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from persistence.bulk import insert_rows
 from persistence.locks import advisory_lock
 from persistence.tables import AuditEventRow, AuditHeadRow
 from persistence.upsert import upsert
@@ -30,6 +31,7 @@ GENESIS = "0" * 64
 CHAIN_LOCK = "releasegate.audit"
 _EVENT = AuditEventRow.__table__
 _HASHED = ("id", "at", "kind", "subject", "run_id", "actor", "payload", "event_key")
+_COLUMNS = (*_HASHED, "prev_hash", "hash")
 
 
 def _json_default(value: Any) -> str:
@@ -57,19 +59,59 @@ class AuditRepository:
     def append(self, kind: str, subject: str, payload: dict[str, Any], at: datetime, run_id: str | None = None,
                actor: str | None = None, key: str | None = None) -> dict[str, Any] | None:
         """Add one event at the end of the chain; None (and nothing written) when ``key`` was appended before."""
+        stored = self.append_many([{"kind": kind, "subject": subject, "payload": payload, "at": at,
+                                    "run_id": run_id, "actor": actor, "key": key}])
+        return stored[0] if stored else None
+
+    def append_many(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Add events (each with kind, subject, payload, at and optionally run_id, actor, key) at the end of the
+        chain, in order, in one bulk insert; events whose key was appended before are left out. Returns the
+        appended rows.
+
+        The chain lock is taken here and held to the end of the transaction: call this last in a unit of work,
+        once, so the lock is held only for the append itself."""
+        if not events:
+            return []
         advisory_lock(self.session, CHAIN_LOCK)
-        if key is not None and self._has_key(key):
-            return None
-        prev_hash = self._head()[1]
-        # what the database hands back (JSONB normalises a payload) is what gets hashed
-        row = {"at": at, "kind": kind, "subject": subject, "run_id": run_id, "actor": actor,
-               "payload": json.loads(canonical_json(payload)), "event_key": key, "prev_hash": prev_hash, "hash": ""}
-        stored = dict(self.session.execute(insert(_EVENT).values(row).returning(*_EVENT.c)).mappings().one())
-        stored["hash"] = event_hash(prev_hash, stored)
-        self.session.execute(update(_EVENT).where(_EVENT.c.id == stored["id"]).values(hash=stored["hash"]))
-        upsert(self.session, AuditHeadRow.__table__, {"id": 1, "last_id": stored["id"], "hash": stored["hash"]},
-               ["id"])
-        return stored
+        fresh = self._fresh(events)
+        if not fresh:
+            return []
+        head_id, prev_hash = self._head()
+        rows = []
+        for event_id, event in zip(self._next_ids(len(fresh), head_id), fresh, strict=True):
+            row = _row(event_id, event, prev_hash)
+            prev_hash = row["hash"]
+            rows.append(row)
+        insert_rows(self.session, _EVENT, _COLUMNS, (tuple(r[c] for c in _COLUMNS) for r in rows))
+        upsert(self.session, AuditHeadRow.__table__, {"id": 1, "last_id": rows[-1]["id"], "hash": prev_hash}, ["id"])
+        return rows
+
+    def _fresh(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The events whose key is new (to the database and to the batch)."""
+        keys = [e["key"] for e in events if e.get("key") is not None]
+        known: set[str] = set()
+        for chunk in (keys[i:i + 500] for i in range(0, len(keys), 500)):
+            known.update(self.session.scalars(select(_EVENT.c.event_key).where(_EVENT.c.event_key.in_(chunk))))
+        fresh = []
+        for event in events:
+            key = event.get("key")
+            if key is None or key not in known:
+                fresh.append(event)
+                if key is not None:
+                    known.add(key)
+        return fresh
+
+    def _next_ids(self, count: int, head_id: int | None) -> list[int]:
+        """Ids for ``count`` new events, in order, taken while the chain lock is held."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            ids = self.session.scalars(text(
+                "SELECT nextval(pg_get_serial_sequence('audit_events', 'id')) FROM generate_series(1, :n)"),
+                {"n": count})
+            return sorted(ids)
+        # SQLite (AUTOINCREMENT): past every id ever used, as the writer that holds BEGIN IMMEDIATE
+        used = self.session.execute(text("SELECT seq FROM sqlite_sequence WHERE name = 'audit_events'")).scalar()
+        top = max(used or 0, head_id or 0, self.session.execute(select(func.max(_EVENT.c.id))).scalar() or 0)
+        return list(range(top + 1, top + 1 + count))
 
     def _has_key(self, key: str) -> bool:
         return self.session.execute(select(_EVENT.c.id).where(_EVENT.c.event_key == key)).first() is not None
@@ -107,6 +149,18 @@ class AuditRepository:
     def _stream(self) -> Iterator[dict[str, Any]]:
         result = self.session.execute(select(_EVENT).order_by(_EVENT.c.id).execution_options(yield_per=1000))
         return (dict(r) for r in result.mappings())
+
+
+def _row(event_id: int, event: dict[str, Any], prev_hash: str) -> dict[str, Any]:
+    """The stored row of an event, hashed as it will read back: the payload as JSON gives it back, ``at`` a
+    datetime (what the database hands back is what gets hashed and verified)."""
+    at = event["at"]
+    row = {"id": event_id, "at": datetime.fromisoformat(at) if isinstance(at, str) else at, "kind": event["kind"],
+           "subject": event["subject"], "run_id": event.get("run_id"), "actor": event.get("actor"),
+           "payload": json.loads(canonical_json(event["payload"])), "event_key": event.get("key"),
+           "prev_hash": prev_hash}
+    row["hash"] = event_hash(prev_hash, row)
+    return row
 
 
 def _link_problem(prev: dict[str, Any], event: dict[str, Any]) -> str | None:

@@ -15,15 +15,21 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
+from persistence.bulk import BATCH, insert_rows
 from persistence.locks import advisory_lock
 from persistence.tables import DefectRow, utcnow
-from persistence.upsert import upsert
 
 OPEN_STATES = frozenset({"new", "recurring", "reopened"})
 FIXABLE_STATES = OPEN_STATES | {"waived"}  # a waived problem that goes away is fixed
+_TABLE = DefectRow.__table__
+INSERT_COLUMNS = ("service", "fingerprint", "stage", "kind", "rule", "title", "severity", "state", "previous_state",
+                  "first_run_id", "last_run_id", "changed_run_id", "first_seen_at", "last_seen_at", "occurrences",
+                  "updated_at")
+UPDATE_COLUMNS = ("stage", "kind", "rule", "title", "severity", "state", "previous_state", "last_run_id",
+                  "changed_run_id", "last_seen_at", "occurrences", "updated_at")
 
 
 class DefectRepository:
@@ -35,17 +41,29 @@ class DefectRepository:
         """Apply one run's findings (each with a ``stage`` key) and return [{fingerprint, from, to}].
 
         ``seen_at`` should be the run's start time, so a late retry of an older run cannot fix a
-        defect that a newer run saw.
+        defect that a newer run saw. Transitions are computed in memory, then written in bulk: the new
+        defects in one insert (COPY on PostgreSQL), the changed ones in one executemany update.
         """
         seen_at = seen_at.replace(tzinfo=UTC) if seen_at.tzinfo is None else seen_at
         seen = {f["fingerprint"]: f for f in findings}
         advisory_lock(self.session, f"releasegate.defects:{service}")
         existing = {d["fingerprint"]: d for d in self._rows(service, lock=True)}
-        transitions = [self._seen(service, run_id, finding, existing.get(fp), seen_at, fp in waived)
-                       for fp, finding in seen.items()]
-        transitions += [self._unseen(row, run_id, seen_at) for fp, row in existing.items()
-                        if fp not in seen and row["stage"] in completed_stages]
-        return [t for t in transitions if t is not None]
+        plan = _Plan(service, run_id, seen_at, utcnow())
+        for fp, finding in seen.items():
+            plan.seen(finding, existing.get(fp), fp in waived)
+        for fp, row in existing.items():
+            if fp not in seen and row["stage"] in completed_stages:
+                plan.unseen(row)
+        self._write(plan)
+        return plan.transitions
+
+    def _write(self, plan: _Plan) -> None:
+        insert_rows(self.session, _TABLE, INSERT_COLUMNS, (tuple(r[c] for c in INSERT_COLUMNS) for r in plan.inserts))
+        if plan.updates:
+            statement = update(_TABLE).where(_TABLE.c.id == bindparam("b_id")).values(
+                {c: bindparam(f"b_{c}") for c in UPDATE_COLUMNS})
+            for chunk in (plan.updates[i:i + BATCH] for i in range(0, len(plan.updates), BATCH)):
+                self.session.execute(statement, [{f"b_{k}": v for k, v in row.items()} for row in chunk])
 
     def for_service(self, service: str) -> list[dict[str, Any]]:
         """Every defect of the service: state, severity, stage, kind, title, first/last run, occurrences,
@@ -73,40 +91,44 @@ class DefectRepository:
         query = select(DefectRow.__table__).where(DefectRow.service == service).order_by(DefectRow.id)
         return [dict(r) for r in self.session.execute(query.with_for_update() if lock else query).mappings()]
 
-    def _seen(self, service: str, run_id: str, finding: dict[str, Any], row: dict[str, Any] | None,
-              seen_at: datetime, waived: bool) -> dict[str, Any] | None:
+
+class _Plan:
+    """One run's sightings turned into rows to insert, rows to update and transitions, before anything is written."""
+
+    def __init__(self, service: str, run_id: str, seen_at: datetime, now: datetime) -> None:
+        self.service, self.run_id, self.seen_at, self.now = service, run_id, seen_at, now
+        self.inserts: list[dict[str, Any]] = []
+        self.updates: list[dict[str, Any]] = []
+        self.transitions: list[dict[str, Any]] = []
+
+    def seen(self, finding: dict[str, Any], row: dict[str, Any] | None, waived: bool) -> None:
         if row is None:
             state = "waived" if waived else "new"
-            self._insert(service, run_id, finding, seen_at, state)
-            return {"fingerprint": finding["fingerprint"], "from": None, "to": state}
-        state, counts = _state_when_seen(row, run_id, waived)
+            self.inserts.append(_describe(finding) | {
+                "service": self.service, "fingerprint": finding["fingerprint"], "state": state,
+                "previous_state": None, "first_run_id": self.run_id, "last_run_id": self.run_id,
+                "changed_run_id": self.run_id, "first_seen_at": self.seen_at, "last_seen_at": self.seen_at,
+                "occurrences": 1, "updated_at": self.now})
+            self.transitions.append({"fingerprint": finding["fingerprint"], "from": None, "to": state})
+            return
+        state, counts = _state_when_seen(row, self.run_id, waived)
         if not counts and state == row["state"]:
-            return None
-        values = _describe(finding) | {"state": state, "last_run_id": run_id,
-                                       "last_seen_at": max(seen_at, row["last_seen_at"])}
+            return
+        values = _describe(finding) | {"state": state, "last_run_id": self.run_id,
+                                       "last_seen_at": max(self.seen_at, row["last_seen_at"])}
         if counts:
             values["occurrences"] = row["occurrences"] + 1
-        return self._move(row, run_id, values)
+        self._move(row, values)
 
-    def _unseen(self, row: dict[str, Any], run_id: str, seen_at: datetime) -> dict[str, Any] | None:
-        if row["state"] not in FIXABLE_STATES or seen_at < row["last_seen_at"]:
-            return None
-        return self._move(row, run_id, {"state": "fixed"})
+    def unseen(self, row: dict[str, Any]) -> None:
+        if row["state"] in FIXABLE_STATES and self.seen_at >= row["last_seen_at"]:
+            self._move(row, {"state": "fixed"})
 
-    def _move(self, row: dict[str, Any], run_id: str, values: dict[str, Any]) -> dict[str, Any] | None:
-        changed = values["state"] != row["state"]
-        if changed:
-            values |= {"previous_state": row["state"], "changed_run_id": run_id}
-        self.session.execute(update(DefectRow).where(DefectRow.id == row["id"]).values(**values, updated_at=utcnow()))
-        return {"fingerprint": row["fingerprint"], "from": row["state"], "to": values["state"]} if changed else None
-
-    def _insert(self, service: str, run_id: str, finding: dict[str, Any], seen_at: datetime, state: str) -> None:
-        row = _describe(finding) | {
-            "service": service, "fingerprint": finding["fingerprint"], "state": state, "first_run_id": run_id,
-            "last_run_id": run_id, "changed_run_id": run_id, "first_seen_at": seen_at, "last_seen_at": seen_at,
-            "occurrences": 1, "updated_at": utcnow()}
-        # belt and braces: observe() holds the service's lock, so no concurrent run inserts it first
-        upsert(self.session, DefectRow.__table__, row, ["service", "fingerprint"], update=False)
+    def _move(self, row: dict[str, Any], values: dict[str, Any]) -> None:
+        if values["state"] != row["state"]:
+            values |= {"previous_state": row["state"], "changed_run_id": self.run_id}
+            self.transitions.append({"fingerprint": row["fingerprint"], "from": row["state"], "to": values["state"]})
+        self.updates.append({"id": row["id"], **{c: row[c] for c in UPDATE_COLUMNS}, **values, "updated_at": self.now})
 
 
 def _state_when_seen(row: dict[str, Any], run_id: str, waived: bool) -> tuple[str, bool]:

@@ -69,11 +69,11 @@ class ScrubbedAudit(AuditRepository):
         super().__init__(session)
         self._scrub = scrub
 
-    def append(self, kind: str, subject: str, payload: dict[str, Any], at, run_id: str | None = None,
-               actor: str | None = None, key: str | None = None) -> dict[str, Any] | None:
+    def append_many(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         clean = self._scrub
-        return super().append(kind, clean(subject), clean(payload), at, run_id=run_id,
-                              actor=clean(actor) if actor else actor, key=clean(key) if key else key)
+        return super().append_many([{**e, "subject": clean(e["subject"]), "payload": clean(e["payload"]),
+                                     "actor": clean(e["actor"]) if e.get("actor") else e.get("actor"),
+                                     "key": clean(e["key"]) if e.get("key") else e.get("key")} for e in events])
 
 
 def is_transient(exc: BaseException) -> bool:

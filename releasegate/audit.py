@@ -19,6 +19,20 @@ def event_key(run_id: str, kind: str, subject: str, payload: dict[str, Any]) -> 
     return f"{run_id}:{kind}:{subject}:{hashlib.sha256(canonical.encode()).hexdigest()[:16]}"
 
 
+def record_many(uow, events: list[dict[str, Any]], at: datetime, run_id: str | None = None,
+                actor: str | None = None) -> int:
+    """Append ``events`` (each with kind, subject and payload) in one batch, keyed and redacted as ``record`` does;
+    return how many were new. Call it last in the unit of work: it holds the chain lock from here to the commit."""
+    from releasegate.redact import redact, redact_data
+
+    batch = []
+    for event in events:
+        subject, payload = redact(event["subject"]), redact_data(event["payload"])
+        batch.append({"kind": event["kind"], "subject": subject, "payload": payload, "at": at, "run_id": run_id,
+                      "actor": actor, "key": event_key(run_id or "-", event["kind"], subject, payload)})
+    return len(uow.audit.append_many(batch))
+
+
 def record(uow, kind: str, subject: str, payload: dict[str, Any], at: datetime, run_id: str | None = None,
            actor: str | None = None, identity: dict[str, Any] | None = None) -> None:
     """`identity`: the part of the payload that makes the change (default: all of it); fields outside it,

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from releasegate import store
 from releasegate.atomic import Staged, write_atomic
-from releasegate.audit import record
+from releasegate.audit import record, record_many
 from releasegate.context import RunContext, close_run, open_run, safe_name
 from releasegate.environment import Environment, provision, publish_logs, teardown
 from releasegate.errors import ProvisionError, ReleaseGateError
@@ -553,10 +553,12 @@ def _record_defects(ctx: RunContext, results: list[StageResult], seen_at: dateti
     def work(uow) -> tuple[list[dict], list[dict]]:
         # observed at the run's start (persistence/defects.py): a late retry of an older run fixes nothing a newer saw
         transitions = uow.defects.observe(ctx.service, ctx.run_id, findings, completed, ctx.started, waived=waived)
-        for change in transitions:
-            record(uow, "defect.transition", change["fingerprint"], {"from": change.get("from"), "to": change["to"]},
-                   seen_at, ctx.run_id)
-        return uow.defects.for_service(ctx.service), transitions
+        defects = uow.defects.for_service(ctx.service)
+        # last, in one batch: the audit chain's lock is held only from here to the commit
+        record_many(uow, [{"kind": "defect.transition", "subject": change["fingerprint"],
+                           "payload": {"from": change.get("from"), "to": change["to"]}} for change in transitions],
+                    seen_at, ctx.run_id)
+        return defects, transitions
 
     defects, transitions = store.transaction(work, what="recording defects")
     for change in transitions:
