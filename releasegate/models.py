@@ -89,6 +89,24 @@ class TestCase(_Model):
     message: str = ""
 
 
+class TestGroup(_Model):
+    """A suite's cases of one module (test file), counted: the report shows passing tests this way."""
+
+    __test__ = False  # not a pytest test class
+
+    module: str
+    passed: int = 0
+    failed: int = 0
+    error: int = 0
+    skipped: int = 0
+    flaky: int = 0
+    duration_s: float = 0.0
+
+    @property
+    def total(self) -> int:
+        return self.passed + self.failed + self.error + self.skipped + self.flaky
+
+
 class Attempt(_Model):
     """One measurement or run of a stage: the first, or a remediation cycle (rerun, re-measure)."""
 
@@ -142,7 +160,9 @@ class StageResult(_Model):
     findings: list[Finding] = Field(default_factory=list)
     artifacts: list[Artifact] = Field(default_factory=list)
     evidence_empty: bool = False  # the tool ran but produced no evidence (0 tests collected)
-    test_cases: list[TestCase] = Field(default_factory=list)
+    test_cases: list[TestCase] = Field(default_factory=list)  # failing and flaky ones all; others up to a sample
+    test_groups: list[TestGroup] = Field(default_factory=list)  # every case, counted per module
+    cases_file: str = ""      # a suite's spool of every case that is not failing (releasegate.stages.suite_tally)
     attempt_log: list[Attempt] = Field(default_factory=list)
     advisory_data: AdvisoryData | None = None  # a dependency audit's vulnerability data
 

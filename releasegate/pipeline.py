@@ -325,7 +325,11 @@ def save_result(ctx: RunContext, result: StageResult) -> StageResult:
 
 
 def _store_result(uow, ctx: RunContext, result: StageResult) -> None:
-    uow.stages.upsert(ctx.run_id, result.model_dump(mode="json"))
+    from releasegate.stages.suite_tally import read_spool
+
+    spool = Path(result.cases_file) if result.cases_file else None
+    cases = read_spool(spool) if spool is not None and spool.is_file() else ()
+    uow.stages.upsert(ctx.run_id, result.model_dump(mode="json", exclude={"test_groups"}), cases=cases)
     record(uow, "stage.result", result.stage, {"status": result.status.value, "error": result.error,
            "evidence_empty": result.evidence_empty, "findings": sorted(f.fingerprint for f in result.findings)},
            result.finished, ctx.run_id)

@@ -21,10 +21,11 @@ from releasegate.errors import StageError
 from releasegate.fingerprint import fingerprint
 from releasegate.models import Artifact, Attempt, Finding, Metric, Severity, StageResult, Status, TestCase
 from releasegate.policy import Policy, Suite, fill, fill_command
-from releasegate.redact import redact
+from releasegate.redact import redact, redact_file
 from releasegate.stages.base import ToolRun, failure, fresh_folder, guarded, last_error_line, now, run_tool
-from releasegate.stages.junit import parse_junit
+from releasegate.stages.junit import iter_junit
 from releasegate.stages.service_state import service_gone
+from releasegate.stages.suite_tally import SuiteTally, test_groups
 
 log = logging.getLogger("releasegate")
 PLUGIN_DIR = Path(__file__).parent / "pytest_plugin"
@@ -61,8 +62,8 @@ def _run(policy: Policy, ctx: RunContext, suite: Suite, env: Environment | None,
     except StageError as exc:
         gone = _service_gone(suite, env)
         raise StageError(f"{exc}; {gone}" if gone else str(exc)) from None
-    log_rows = [_attempt_row(1, started, "all tests", first.cases, "")]
-    cases = {c.node_id: c for c in first.cases}
+    log_rows = [_attempt_row(1, started, "all tests", first.tally, "")]
+    cases = {c.node_id: c for c in first.tally.cases()}
     for attempt in range(2, suite.retries + 2):
         failing = [c.node_id for c in cases.values() if c.outcome in ("failed", "error")]
         if not failing:
@@ -70,33 +71,34 @@ def _run(policy: Policy, ctx: RunContext, suite: Suite, env: Environment | None,
         log.info("pytest[%s]: rerunning %d failing test(s), attempt %d of %d", suite.name, len(failing), attempt,
                  suite.retries + 1)
         began = now()
-        rerun = _attempt(policy, ctx, suite, env, folder, attempt=attempt, node_ids=failing).cases
-        cases = _merge(cases, rerun)
+        rerun = _attempt(policy, ctx, suite, env, folder, attempt=attempt, node_ids=failing).tally
+        cases = _merge(cases, rerun.cases())
         log_rows.append(_attempt_row(attempt, began, f"{len(failing)} failing test(s) rerun by node id", rerun,
                                      f"rerun {attempt - 1} of {suite.retries}: a pass now marks the test flaky"))
-    extra = run_findings(suite, first, list(cases.values()))
+    extra = run_findings(suite, first)
     gone = _service_gone(suite, env)
     if gone:
         extra.append(_service_finding(suite, gone, env))
-    return _result(policy, suite, ctx, started, list(cases.values()), log_rows, folder, extra,
+    return _result(policy, suite, ctx, started, first.tally, list(cases.values()), log_rows, folder, extra,
                    coverage_metric(first.run))
 
 
 @dataclass(frozen=True)
 class AttemptOutcome:
-    """One run of the suite's command: the test cases its JUnit XML holds, and how the command ended."""
+    """One run of the suite's command: the test cases its JUnit XML holds (counted, the failing ones whole), and how
+    the command ended."""
 
-    cases: list[TestCase]
+    tally: SuiteTally
     run: ToolRun
     xml: Path
 
 
-def _attempt_row(number: int, started: datetime, scope: str, cases: list[TestCase], remediation: str) -> Attempt:
-    failed = sum(1 for c in cases if c.outcome in ("failed", "error"))
-    passed = sum(1 for c in cases if c.outcome == "passed")
+def _attempt_row(number: int, started: datetime, scope: str, tally: SuiteTally, remediation: str) -> Attempt:
+    counts = tally.outcomes()
+    failed = counts["failed"] + counts["error"]
     return Attempt(attempt=number, started=started, finished=now(), scope=scope,
                    status=Status.failed if failed else Status.passed, remediation=remediation,
-                   summary=f"{passed} passed, {failed} failed or errored of {len(cases)}")
+                   summary=f"{counts['passed']} passed, {failed} failed or errored of {sum(counts.values())}")
 
 
 def _attempt(policy: Policy, ctx: RunContext, suite: Suite, env: Environment | None, folder: Path, attempt: int,
@@ -116,14 +118,25 @@ def _attempt(policy: Policy, ctx: RunContext, suite: Suite, env: Environment | N
     if reason is not None:
         raise StageError(reason)
     if run.returncode == NO_TESTS_COLLECTED and not node_ids:
-        return AttemptOutcome([], run, xml)
+        return AttemptOutcome(SuiteTally(None), run, xml)
     if not xml.is_file():
         raise StageError(f"{run.ending()} and wrote no JUnit XML at {xml}; last output: "
                          f"{last_error_line(run.stderr, run.stdout)} — see {run.log}")
-    cases = [c.model_copy(update={"message": redact(c.message)})
-             for c in parse_junit(xml.read_text(encoding="utf-8", errors="replace"), str(xml))]
-    _redact_file(xml)
-    return AttemptOutcome(cases, run, xml)
+    tally = read_cases(xml, folder / f"cases-{attempt}.tsv" if not node_ids else None)
+    redact_file(xml, xml)
+    return AttemptOutcome(tally, run, xml)
+
+
+def read_cases(xml: Path, spool: Path | None) -> SuiteTally:
+    """The JUnit XML's cases, streamed into a tally (``spool`` None: every case kept in memory)."""
+    tally = SuiteTally(spool)
+    try:
+        with xml.open("rb") as document:
+            for case in iter_junit(document, str(xml)):
+                tally.add(case)
+    finally:
+        tally.close()
+    return tally
 
 
 def ran_statuses(suite: Suite) -> set[int]:
@@ -171,16 +184,16 @@ def _clip(line: str, limit: int = 300) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-def run_findings(suite: Suite, first: AttemptOutcome, cases: list[TestCase]) -> list[Finding]:
+def run_findings(suite: Suite, first: AttemptOutcome) -> list[Finding]:
     """What failed the run besides its tests: a coverage threshold missed, or (exit 1 with every test passing)
     whatever pytest's output names — never a pseudo test case."""
     run = first.run
     coverage = coverage_shortfall(run.stdout + "\n" + run.stderr)
     if coverage is not None:
         return [_coverage_finding(suite, *coverage, run)]
-    failing = any(c.outcome in ("failed", "error") for c in first.cases)
+    failing = bool(first.tally.failing())
     if run.returncode == 1 and not failing and 1 in suite.exit_codes_ok:
-        return [_unexplained_exit_finding(suite, run, cases)]
+        return [_unexplained_exit_finding(suite, run, first.tally.outcomes()["passed"])]
     return []
 
 
@@ -219,11 +232,10 @@ def _coverage_finding(suite: Suite, measured: float, required: float, run: ToolR
                    data={"suite": suite.name, "value": measured, "threshold": required})
 
 
-def _unexplained_exit_finding(suite: Suite, run: ToolRun, cases: list[TestCase]) -> Finding:
+def _unexplained_exit_finding(suite: Suite, run: ToolRun, passed: int) -> Finding:
     cause = pytest_cause(run.stderr, run.stdout)
     warning = WARNING_LINE.search(cause)
     what = f"a warning turned into an error: {warning.group(1)}: {warning.group(2)}" if warning else cause
-    passed = sum(c.outcome == "passed" for c in cases)
     return Finding(kind="suite", rule="run-failed", severity=suite.severity, blocking=True,
                    title=f"the test run failed although all {passed} test(s) passed ({suite.kind} suite "
                          f"'{suite.name}'): {what}",
@@ -243,14 +255,6 @@ def _service_finding(suite: Suite, gone: str, env: Environment | None) -> Findin
                    title=f"the service stopped while {stage_name(suite)} ran: {gone}",
                    location=env.log_path if env else "", evidence=gone,
                    fingerprint=fingerprint("service-stopped", stage_name(suite)), data={"suite": suite.name})
-
-
-def _redact_file(path: Path) -> None:
-    """Raw evidence is shared with stakeholders: secrets a test printed are masked in place."""
-    text = path.read_text(encoding="utf-8", errors="replace")
-    cleaned = redact(text)
-    if cleaned != text:
-        path.write_text(cleaned, encoding="utf-8")
 
 
 def _suite_env(policy: Policy, suite: Suite, env: Environment | None, values: dict[str, str]) -> dict[str, str]:
@@ -275,11 +279,14 @@ def _merge(cases: dict[str, TestCase], rerun: list[TestCase]) -> dict[str, TestC
     return merged
 
 
-def _result(policy: Policy, suite: Suite, ctx: RunContext, started: datetime, cases: list[TestCase],
-            attempts: list[Attempt], folder: Path, extra: list[Finding], coverage: list[Metric]) -> StageResult:
-    counts = {k: sum(1 for c in cases if c.outcome == k) for k in ("passed", "failed", "error", "skipped", "flaky")}
+def _result(policy: Policy, suite: Suite, ctx: RunContext, started: datetime, tally: SuiteTally,
+            cases: list[TestCase], attempts: list[Attempt], folder: Path, extra: list[Finding],
+            coverage: list[Metric]) -> StageResult:
+    """``cases``: the cases held in memory after reruns (failing and flaky ones all); the rest are in the tally."""
+    groups = test_groups(tally, cases)
+    counts = {k: sum(getattr(g, k) for g in groups) for k in ("passed", "failed", "error", "skipped", "flaky")}
     findings = [_finding(suite, c) for c in cases if c.outcome in ("failed", "error", "flaky")] + extra
-    executed = len(cases) - counts["skipped"]
+    executed = sum(counts.values()) - counts["skipped"]
     empty = executed < suite.min_tests
     status = Status.failed if any(f.blocking for f in findings) else Status.passed
     finished = now()
@@ -295,7 +302,7 @@ def _result(policy: Policy, suite: Suite, ctx: RunContext, started: datetime, ca
     return StageResult(stage=stage_name(suite), kind=suite.kind, status=status, required=suite.required,
                        started=started, finished=finished, attempts=len(attempts), summary=summary, metrics=metrics,
                        findings=findings, artifacts=artifacts, evidence_empty=empty, test_cases=cases,
-                       attempt_log=attempts)
+                       test_groups=groups, cases_file=str(tally.spool) if tally.spool else "", attempt_log=attempts)
 
 
 def _finding(suite: Suite, case: TestCase) -> Finding:
