@@ -379,20 +379,89 @@ def evidence_document(ctx: RunContext, policy_digest: str, results: list[StageRe
 
 def _view_model(ctx: RunContext, policy_digest: str, results: list[StageResult], verdict: Verdict,
                 tool_versions: dict[str, str], register: list[RiskItem], checklist: list[CheckItem]) -> dict:
-    return {
+    return {**_layout(results, verdict, register),
         "ctx": ctx, "verdict": verdict, "decision": verdict.decision.value,
         "decided_at": utc(verdict.decided_at).strftime("%Y-%m-%d %H:%M:%S UTC"),
         "inconclusive_note": INCONCLUSIVE_NOTE, "policy_digest": policy_digest,
         "tool_versions": dict(sorted(tool_versions.items())),
-        "reasons": sorted(verdict.reasons, key=lambda r: -r.severity.rank),
+        "reasons": sorted(verdict.reasons, key=lambda r: -r.severity.rank)[:REASONS_SHOWN],
         "stages": [_stage_view(r, ctx) for r in results],
-        "findings": sorted(((r.stage, f) for r in results for f in r.findings),
-                           key=lambda sf: (-sf[1].severity.rank, sf[0], sf[1].rule)),
         "artifacts": [(r.stage, a, _relative(a.path, ctx)) for r in results for a in r.artifacts],
         "register": register, "checklist": checklist,
         "charts": evidence_charts(ctx.evidence),
         "waivers": verdict.waivers, "defect_changes": verdict.defects, "new_defects": verdict.new_defects,
         "old_defects": verdict.old_defects, "fixed_defects": [d for d in verdict.defects if d.state == "fixed"],
+    }
+
+
+# --- layout: what a large run shows in full, and what it counts -------------------------------------
+
+REASONS_SHOWN = 100        # the verdict's reasons, most severe first
+FAILING_SHOWN = 2_000      # failing, erroring and flaky tests, listed whole
+GROUPS_SHOWN = 200         # finding groups (by rule, or by package for a dependency advisory)
+GROUP_FINDINGS_SHOWN = 5   # findings shown whole in each group
+ROWS_SHOWN = 500           # risk register rows, defects per list
+NOT_PASSING = frozenset({"failed", "error", "flaky"})
+
+
+@dataclass(frozen=True)
+class FindingGroup:
+    stage: str
+    kind: str
+    key: str                  # the rule, or the package a dependency advisory is about
+    severity: Severity
+    blocking: int
+    findings: list[Finding]
+
+    @property
+    def shown(self) -> list[Finding]:
+        return self.findings[:GROUP_FINDINGS_SHOWN]
+
+
+def finding_groups(results: list[StageResult]) -> list[FindingGroup]:
+    """The findings by stage and rule (a dependency advisory by package), most severe and largest group first."""
+    groups: dict[tuple[str, str, str], list[Finding]] = {}
+    for result in results:
+        for finding in result.findings:
+            key = finding.location if finding.kind == "vulnerability" and finding.location else finding.rule
+            groups.setdefault((result.stage, finding.kind, key), []).append(finding)
+    made = [FindingGroup(stage, kind, key, max((f.severity for f in fs), key=lambda v: v.rank),
+                         sum(f.blocking for f in fs), sorted(fs, key=lambda f: (-f.severity.rank, f.fingerprint)))
+            for (stage, kind, key), fs in groups.items()]
+    return sorted(made, key=lambda g: (-g.severity.rank, -g.blocking, -len(g.findings), g.stage, g.key))
+
+
+def test_summary(results: list[StageResult]) -> dict[str, int]:
+    """Every suite's cases by outcome (from the per-module counts; a result without them, from its cases)."""
+    totals = dict.fromkeys(("passed", "failed", "error", "flaky", "skipped"), 0)
+    for result in results:
+        if result.test_groups:
+            for group in result.test_groups:
+                for outcome in totals:
+                    totals[outcome] += getattr(group, outcome)
+        else:
+            for case in result.test_cases:
+                totals[case.outcome] = totals.get(case.outcome, 0) + 1
+    return totals
+
+
+def _layout(results: list[StageResult], verdict: Verdict, register: list[RiskItem]) -> dict[str, Any]:
+    failing = [(r.stage, c) for r in results for c in r.test_cases if c.outcome in NOT_PASSING]
+    groups = finding_groups(results)
+    severities = [f.severity.value for r in results for f in r.findings]
+    defect_lists = {"new": verdict.new_defects, "old": verdict.old_defects,
+                    "fixed": [d for d in verdict.defects if d.state == "fixed"]}
+    return {
+        "summary": {"stages": {s.value: sum(r.status is s for r in results) for s in Status},
+                    "tests": test_summary(results), "findings": len(severities),
+                    "by_severity": {v.value: severities.count(v.value) for v in sorted(Severity, key=lambda v: -v.rank)},
+                    "defects": {k: len(v) for k, v in defect_lists.items()}},
+        "reasons_more": max(0, len(verdict.reasons) - REASONS_SHOWN),
+        "failing_tests": failing[:FAILING_SHOWN], "failing_more": max(0, len(failing) - FAILING_SHOWN),
+        "test_groups": [(r.stage, g) for r in results for g in r.test_groups],
+        "finding_groups": groups[:GROUPS_SHOWN], "groups_more": groups[GROUPS_SHOWN:],
+        "register_shown": register[:ROWS_SHOWN], "register_more": max(0, len(register) - ROWS_SHOWN),
+        "rows_shown": ROWS_SHOWN,
     }
 
 
