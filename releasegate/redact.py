@@ -17,6 +17,7 @@ could try every start position against the rest of the text.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -38,12 +39,14 @@ _PRIVATE_KEY = re.compile(
     r"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]{0,40}PRIVATE KEY-----|\Z)", re.DOTALL)
 _KEY_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY-----")
 _KEY_END = re.compile(r"-----END [A-Z0-9 ]{0,40}PRIVATE KEY-----")
+# each with literals one of which a text must hold for the pattern to match: a cheap `in` test skips the regex
 _TOKENS = (
-    re.compile(r"\bxox[abprs]-[A-Za-z0-9-]+"),                        # Slack
-    re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),                     # AWS access key id
-    re.compile(r"\bgh[pousr]_[A-Za-z0-9]{20,}\b"),                    # GitHub
-    re.compile(r"\bgithub_pat_[A-Za-z0-9_]{20,}\b"),                  # GitHub fine-grained
+    (("xox",), re.compile(r"\bxox[abprs]-[A-Za-z0-9-]+")),                           # Slack
+    (("AKIA", "ASIA"), re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),                # AWS access key id
+    (("gh",), re.compile(r"\bgh[pousr]_[A-Za-z0-9]{20,}\b")),                        # GitHub
+    (("github_pat_",), re.compile(r"\bgithub_pat_[A-Za-z0-9_]{20,}\b")),             # GitHub fine-grained
 )
+_BEARER_WORD = re.compile(r"bearer", re.IGNORECASE)
 _BEARER = re.compile(r"(?P<head>\bBearer\s+)(?!\[REDACTED\])[A-Za-z0-9\-._~+/]+=*", re.IGNORECASE)
 
 # URLs: `scheme:/` with one slash or more (a URL that went through path normalisation keeps one), then
@@ -56,6 +59,8 @@ _USERINFO = re.compile(r"[^\s:/@]*:(?P<password>[^\s/?#@]*(?:@[^\s/?#@]*)*)@")
 _KEY = re.compile(r"(?<![\w.-])(?P<key>[\w.-]+)[\"']?\s*(?:=(?!=)|:(?!//))\s*")
 _SECRET_KEY = re.compile(r"password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key",
                          re.IGNORECASE)
+_SECRET_KEY_LOWER = re.compile(r"password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key")
+_KEY_CHARS = re.compile(r"[\w.-]*")
 _VALUE = re.compile(r"\"(?P<dq>[^\"\n]*)\"|'(?P<sq>[^'\n]*)'|(?P<bare>[^\s\"',;&}\])]+)")
 
 _known: set[str] = set()
@@ -69,11 +74,14 @@ def redact(text: str) -> str:
     if not text:
         return text
     text = _redact_values(text)
-    text = _PRIVATE_KEY.sub(MASK, text)
+    if "PRIVATE KEY-----" in text:
+        text = _PRIVATE_KEY.sub(MASK, text)
     text = _redact_urls(text)
-    for pattern in _TOKENS:
-        text = pattern.sub(MASK, text)
-    text = _BEARER.sub(lambda m: f"{m['head']}{MASK}", text)
+    for literals, pattern in _TOKENS:
+        if any(literal in text for literal in literals):
+            text = pattern.sub(MASK, text)
+    if _BEARER_WORD.search(text):
+        text = _BEARER.sub(lambda m: f"{m['head']}{MASK}", text)
     return _redact_assignments(text)
 
 
@@ -119,6 +127,7 @@ def _open_key_block(lines: list[str]) -> bool:
 
 # --- values known to be secret -----------------------------------------------------------------------
 
+@functools.lru_cache(maxsize=4096)
 def looks_secret(name: str) -> bool:
     """Whether an environment variable's name says its value is a secret (TOKEN, SECRET, PASSWORD, KEY...)."""
     return bool(_SECRET_NAME.search(name))
@@ -247,24 +256,37 @@ def _redact_urls(text: str) -> str:
 
 
 def _redact_assignments(text: str) -> str:
+    """`key = value` where the key names a secret, found from the secret words outward: a text dense with
+    ordinary `name="value"` pairs (XML, JSON) costs one regex scan, and each key word is read once."""
     if "=" not in text and ":" not in text:
         return text
     out: list[str] = []
-    done = 0
-    for key in _KEY.finditer(text):
-        if key.start() < done or not _SECRET_KEY.search(key["key"]):
+    done = scanned = 0
+    lowered = text.lower()  # a case-sensitive scan skips ahead far faster than an IGNORECASE one
+    hits = _SECRET_KEY_LOWER.finditer(lowered) if len(lowered) == len(text) else _SECRET_KEY.finditer(text)
+    for hit in hits:
+        if hit.start() < scanned:
+            continue  # inside a key word already looked at
+        start = _word_start(text, hit.start(), scanned)
+        scanned = _KEY_CHARS.match(text, hit.end()).end()
+        key = _KEY.match(text, start) if start >= done else None
+        if key is None or text.startswith(MASK, key.end()):
             continue
-        start = key.end()
-        if text.startswith(MASK, start):
-            continue
-        value = _VALUE.match(text, start)
+        value = _VALUE.match(text, key.end())
         if value is None:
             continue
-        out.append(text[done:start])
+        out.append(text[done:key.end()])
         out.append(f'"{MASK}"' if value["dq"] is not None else f"'{MASK}'" if value["sq"] is not None else MASK)
-        done = value.end()
+        done = scanned = max(scanned, value.end())
     out.append(text[done:])
     return "".join(out)
+
+
+def _word_start(text: str, at: int, floor: int) -> int:
+    """Where the key word (letters, digits, `_`, `.`, `-`) holding position `at` begins, not before `floor`."""
+    while at > floor and (text[at - 1].isalnum() or text[at - 1] in "_.-"):
+        at -= 1
+    return at
 
 
 # --- logs --------------------------------------------------------------------------------------------

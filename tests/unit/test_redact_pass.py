@@ -44,7 +44,20 @@ ADVERSARIAL = {
     "colons": "a:" * 100_000,
     "long token": "ghp_" + "A" * 200_000 + "_",
     "key headers": "-----BEGIN RSA " * 20_000,
+    "dotted token, 100k characters": "token=" + ".".join(["eyJhbGciOiJIUzI1NiJ9"] * 4_800),
+    "base64url token, 100k characters": "api_key: " + ("aB3-_x" * 16_700),
+    "bearer token, 100k characters": "Authorization: Bearer " + ("Zm9v" * 25_000),
+    "URL password, 100k characters": "postgresql://user:" + ("p4ss" * 25_000) + "@db/x",
 }
+
+
+@pytest.mark.parametrize("text", [t for name, t in ADVERSARIAL.items() if "100k" in name],
+                         ids=[name for name in ADVERSARIAL if "100k" in name])
+def test_a_100k_character_token_is_masked_whole(text):
+    cleaned = redact(text)
+
+    assert MASK in cleaned and len(cleaned) < 100
+    assert redact(cleaned) == cleaned
 
 
 @pytest.mark.parametrize("text", ADVERSARIAL.values(), ids=ADVERSARIAL.keys())
