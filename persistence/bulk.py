@@ -73,7 +73,14 @@ def _copy_value(value: Any, as_json: bool) -> str:
         return (value.replace(tzinfo=UTC) if value.tzinfo is None else value).isoformat()
     if isinstance(value, date):
         return value.isoformat()
-    return str(value).replace("\x00", "").translate(_COPY_ESCAPES)
+    return copy_text(str(value))
+
+
+def copy_text(text: str) -> str:
+    """Text escaped for COPY's text format (most text needs nothing, and is returned as it is)."""
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        text = text.translate(_COPY_ESCAPES)
+    return text.replace("\x00", "") if "\x00" in text else text
 
 
 class CopySource(io.RawIOBase):

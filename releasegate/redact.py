@@ -65,6 +65,8 @@ _VALUE = re.compile(r"\"(?P<dq>[^\"\n]*)\"|'(?P<sq>[^'\n]*)'|(?P<bare>[^\s\"',;&
 
 _known: set[str] = set()
 _known_lock = threading.Lock()
+_known_cache: dict[str, tuple] = {}
+_env_cache: dict[str, tuple] = {}
 
 
 # --- the pass ----------------------------------------------------------------------------------------
@@ -134,7 +136,24 @@ def looks_secret(name: str) -> bool:
 
 
 def secret_env_values() -> list[str]:
-    """Values of the gate's environment variables whose names look secret, longest first (read at call time)."""
+    """Values of the gate's environment variables whose names look secret, longest first (read at call time: a
+    variable set or changed since the last call counts at once; what is read is cached until then)."""
+    data = getattr(os.environ, "_data", None)  # the raw mapping: its keys and values compare without decoding
+    if not isinstance(data, dict):
+        return _secret_env_scan()
+    names = tuple(data)
+    cached = _env_cache.get("names")
+    if cached is None or cached[0] != names:
+        secret = tuple(raw for raw in names if looks_secret(os.environ.decodekey(raw)))
+        _env_cache["names"] = cached = (names, secret)
+    raw_values = tuple(data[raw] for raw in cached[1])
+    found = _env_cache.get("values")
+    if found is None or found[0] != raw_values:
+        _env_cache["values"] = found = (raw_values, _secret_env_scan())
+    return found[1]
+
+
+def _secret_env_scan() -> list[str]:
     values = {value for name, value in os.environ.items() if looks_secret(name) and len(value) >= MIN_SECRET_CHARS}
     return sorted(values, key=len, reverse=True)
 
@@ -184,15 +203,21 @@ def url_passwords(texts: Iterable[str]) -> set[str]:
 
 
 def known_secrets() -> list[str]:
+    env = secret_env_values()
     with _known_lock:
-        known = set(_known)
-    return sorted(known | set(secret_env_values()), key=len, reverse=True)
+        cached = _known_cache.get("sorted")
+        if cached is not None and cached[0] == len(_known) and cached[1] is env:
+            return cached[2]
+        ordered = sorted(set(_known) | set(env), key=len, reverse=True)
+        _known_cache["sorted"] = (len(_known), env, ordered)  # _known only grows, except by forget()
+        return ordered
 
 
 def forget() -> None:
     """Forget the remembered values (the environment's are read at each call anyway)."""
     with _known_lock:
         _known.clear()
+        _known_cache.clear()
 
 
 def _env_maps(data: Mapping[str, Any]) -> list[Mapping[str, Any]]:

@@ -507,7 +507,25 @@ def _relative(path: str, ctx: RunContext) -> str:
 
 
 def _json_text(data: Any) -> str:
-    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    """Sorted keys, one record per line: a list's items, and a top-level object's list items, each on a line of
+    its own, written by the C encoder (an indented document takes the pure-Python one: 20x slower at 20k findings)."""
+    if isinstance(data, list):
+        return _json_lines(data, "") + "\n"
+    if not isinstance(data, dict):
+        return _compact(data) + "\n"
+    fields = [f"  {_compact(k)}: {_json_lines(v, '  ') if isinstance(v, list) else _compact(v)}"
+              for k, v in sorted(data.items())]
+    return "{\n" + ",\n".join(fields) + "\n}\n"
+
+
+def _json_lines(items: list, indent: str) -> str:
+    if not items:
+        return "[]"
+    return "[\n" + ",\n".join(f"{indent}  {_compact(item)}" for item in items) + f"\n{indent}]"
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(", ", ": "))
 
 
 def template_env() -> Environment:

@@ -37,20 +37,18 @@ def iter_junit(document: Path | IO, source: str | None = None) -> Iterator[CaseR
     """Each ``<testcase>`` of the document as it is read; StageError when it is not (whole) JUnit XML."""
     source = source or str(document)
     try:
-        events = ET.iterparse(document, events=("start", "end"))
-        _event, root = next(events)
-        if root.tag not in ("testsuites", "testsuite"):
-            raise StageError(f"{source}: not JUnit XML (root element <{root.tag}>)")
-        for event, node in events:
-            if event == "end" and node.tag == "testcase":
+        events = ET.iterparse(document)  # "end" events only: the root is checked when it ends
+        for _event, node in events:
+            if node.tag == "testcase":
                 yield _row(node)
                 node.clear()
-            elif event == "end" and node.tag == "testsuite":
+            elif node.tag == "testsuite":
                 node.clear()
-        root.clear()
-    except (ET.ParseError, StopIteration) as exc:
-        raise StageError(f"{source}: JUnit XML cannot be read ({exc or 'empty document'}) — the test run was "
-                         "probably cut short") from None
+        root = events.root
+    except ET.ParseError as exc:
+        raise StageError(f"{source}: JUnit XML cannot be read ({exc}) — the test run was probably cut short") from None
+    if root.tag not in ("testsuites", "testsuite"):
+        raise StageError(f"{source}: not JUnit XML (root element <{root.tag}>)")
 
 
 def _row(node: ET.Element) -> CaseRow:

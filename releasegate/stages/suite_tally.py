@@ -12,13 +12,13 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+from persistence.bulk import copy_text
 from releasegate.models import TestCase, TestGroup
 from releasegate.redact import redact, redact_file
 from releasegate.stages.junit import CaseRow
 
 FAILING = frozenset({"failed", "error"})
 SAMPLE = 1_000
-_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 _UNESCAPES = {"\\\\": "\\", "\\t": "\t", "\\n": "\n", "\\r": "\r"}
 
 
@@ -33,7 +33,7 @@ class SuiteTally:
     def __init__(self, spool: Path | None, sample: int = SAMPLE) -> None:
         self.kept: dict[str, TestCase] = {}
         self.counts: Counter[str] = Counter()          # of the spooled cases: passed, skipped
-        self.groups: dict[str, Counter[str]] = {}     # module -> outcome counts and "duration_ms" of spooled cases
+        self.groups: dict[str, list[int]] = {}        # module -> [passed, skipped, duration in ms] of spooled cases
         self._order: dict[str, int] = {}
         self._sample, self._spooled = sample, {}
         self.spool = spool
@@ -48,8 +48,8 @@ class SuiteTally:
             return
         self._spooled[key] = case.outcome
         self._count(case.node_id, case.outcome, case.duration_s, 1)
-        message = case.message.translate(_ESCAPES) if case.message else ""
-        self._out.write(f"{case.node_id.translate(_ESCAPES)}\t{case.outcome}\t{case.duration_s!r}\t{message}\n")
+        message = copy_text(case.message) if case.message else ""
+        self._out.write(f"{copy_text(case.node_id)}\t{case.outcome}\t{case.duration_s!r}\t{message}\n")
         if len(self._order) < self._sample:
             self._order[case.node_id] = len(self._order)
             self.kept[case.node_id] = _model(case)
@@ -63,9 +63,12 @@ class SuiteTally:
 
     def _count(self, node_id: str, outcome: str, duration_s: float, sign: int) -> None:
         self.counts[outcome] += sign
-        group = self.groups.setdefault(module_of(node_id), Counter())
-        group[outcome] += sign
-        group["duration_ms"] += round(duration_s * 1000) * sign
+        module = module_of(node_id)
+        group = self.groups.get(module)
+        if group is None:
+            group = self.groups[module] = [0, 0, 0]
+        group[0 if outcome == "passed" else 1] += sign
+        group[2] += round(duration_s * 1000) * sign
 
     def close(self) -> None:
         """Finish the spool file and redact it in place (the passing cases' ids and skip reasons)."""
@@ -95,7 +98,7 @@ class SuiteTally:
 def test_groups(tally: SuiteTally, cases: list[TestCase]) -> list[TestGroup]:
     """Per module: counts by outcome and the summed duration, of the spooled cases and of ``cases`` (the held
     cases after reruns: failing, flaky, and for a suite without spool, all)."""
-    groups = {module: Counter(counts) for module, counts in tally.groups.items()}
+    groups = {module: Counter(passed=g[0], skipped=g[1], duration_ms=g[2]) for module, g in tally.groups.items()}
     for case in cases:
         if tally.spooled(case.node_id):
             continue  # counted as it was spooled
