@@ -5,6 +5,9 @@
 2. JUnit parsing: the gate's parse_junit vs bare ElementTree parsing of the same document (the overhead
    of building TestCases), time and peak memory.
 3. decide(): 2,000 stage results with 20 findings each vs building the same objects (the decision's cost).
+4. Scale (bench/scale.py): parsing, building, storing results, findings, defects and audit events, the report and
+   redaction at 2,000 and 20,000 cases, and 200,000 with RELEASEGATE_BENCH_FULL=1 (minutes), each against a
+   baseline measured in the same run (iterparse, COPY, executemany, json.dumps), with peak RSS.
 """
 
 from __future__ import annotations
@@ -104,3 +107,6 @@ if __name__ == "__main__":
     bench_osv()
     bench_junit()
     bench_decide()
+    import scale
+
+    scale.main([])
