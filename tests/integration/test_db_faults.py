@@ -14,6 +14,7 @@ from persistence import uow as uow_module
 from releasegate import redact as redaction
 from releasegate import store
 from releasegate.audit import record
+from tests.conftest import _empty_pg_schema
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 SECRET = "canary-db-4Kd9sQ"
@@ -31,6 +32,7 @@ def fast_retries(monkeypatch):
 
 @pytest.mark.postgres
 def test_a_backend_terminated_mid_unit_of_work_is_retried_and_writes_once(pg_url, monkeypatch, fast_retries):
+    _empty_pg_schema(pg_url)  # an earlier test may have left a tampered audit chain in the session's database
     monkeypatch.setenv("RELEASEGATE_DB_URL", pg_url)
     store.forget_engines()
     admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")

@@ -16,6 +16,7 @@ from releasegate import pipeline, store
 from releasegate.atomic import Staged
 from releasegate.models import Decision
 from releasegate.report import MANIFEST
+from tests.conftest import _empty_pg_schema
 from tests.support.faults import database_outage, descendants, left_running, tiny_policy
 
 
@@ -36,6 +37,16 @@ def started(monkeypatch) -> list:
 
     monkeypatch.setattr(pipeline, "provision", recording)
     return envs
+
+
+@pytest.fixture
+def pg_gate(pg_url, monkeypatch):
+    """The session's PostgreSQL database, emptied, as the gate database."""
+    _empty_pg_schema(pg_url)
+    monkeypatch.setenv("RELEASEGATE_DB_URL", pg_url)
+    store.forget_engines()
+    yield pg_url
+    store.forget_engines()
 
 
 def pids(envs) -> list[int]:
@@ -99,19 +110,16 @@ def test_a_failed_save_of_the_provision_result_stops_the_service(cli_db, tmp_pat
 
 
 @pytest.mark.postgres
-def test_database_dropped_between_steps_gives_a_recorded_inconclusive(pg_url, monkeypatch, tmp_path, started):
-    monkeypatch.setenv("RELEASEGATE_DB_URL", pg_url)
-    store.forget_engines()
+def test_database_dropped_between_steps_gives_a_recorded_inconclusive(pg_gate, tmp_path, started):
     ctx = pipeline.begin(tiny_policy(tmp_path), "1.0.0")
     env = pipeline.provision_service(ctx)
-    with database_outage(pg_url) as outage:
+    with database_outage(pg_gate) as outage:
         outage.start()
         result = pipeline.run_stage(ctx, "pytest[unit]", env)  # the suite passes; saving it cannot
         outage.restore()
     pipeline.finish(ctx, env)
     outcome = pipeline.conclude(ctx, [result])
     run, verdict, events = stored(ctx.run_id)
-    store.forget_engines()
 
     assert result.status.value == "error" and "could not be saved" in result.error
     assert "not currently accepting connections" in result.error or "terminating connection" in result.error
@@ -122,17 +130,14 @@ def test_database_dropped_between_steps_gives_a_recorded_inconclusive(pg_url, mo
 
 
 @pytest.mark.postgres
-def test_database_gone_at_the_end_still_gives_an_inconclusive_naming_it(pg_url, monkeypatch, tmp_path, started):
-    monkeypatch.setenv("RELEASEGATE_DB_URL", pg_url)
-    store.forget_engines()
+def test_database_gone_at_the_end_still_gives_an_inconclusive_naming_it(pg_gate, tmp_path, started):
     ctx = pipeline.begin(tiny_policy(tmp_path), "1.0.0")
     env = pipeline.provision_service(ctx)
     result = pipeline.run_stage(ctx, "pytest[unit]", env)
     pipeline.finish(ctx, env)
-    with database_outage(pg_url) as outage:
+    with database_outage(pg_gate) as outage:
         outage.start()
         outcome = pipeline.conclude(ctx, [result])
-    store.forget_engines()
 
     assert result.status.value == "passed"
     assert not outcome.recorded and outcome.verdict.decision is Decision.INCONCLUSIVE
