@@ -44,7 +44,18 @@ def provision(ctx: dict) -> dict | None:
     result = _saved(ctx, pipeline.PROVISION)
     if result is not None and result.status is Status.error:
         raise AirflowException(f"provision: {result.error}")
-    return env.model_dump(mode="json") if env else None
+    return for_xcom(env) if env else None
+
+
+def for_xcom(env) -> dict:
+    """The environment as the next tasks get it, through Airflow's database: without its secret values (the
+    stages fill the service's environment in again from the policy; teardown needs only the pids)."""
+    from releasegate.redact import redact, remember_env
+
+    remember_env(env.env)
+    data = env.model_dump(mode="json")
+    data["env"] = {name: redact(value) for name, value in data["env"].items()}
+    return data
 
 
 def run_stage(ctx: dict, stage: str, env: dict | None) -> dict:
