@@ -32,6 +32,7 @@ CHAIN_LOCK = "releasegate.audit"
 _EVENT = AuditEventRow.__table__
 _HASHED = ("id", "at", "kind", "subject", "run_id", "actor", "payload", "event_key")
 _COLUMNS = (*_HASHED, "prev_hash", "hash")
+_PLAIN = (str, int, bool)  # JSON gives these back as they went in (floats and nested values may change)
 
 
 def _json_default(value: Any) -> str:
@@ -92,6 +93,10 @@ class AuditRepository:
         known: set[str] = set()
         for chunk in (keys[i:i + 500] for i in range(0, len(keys), 500)):
             known.update(self.session.scalars(select(_EVENT.c.event_key).where(_EVENT.c.event_key.in_(chunk))))
+        return self._first_of_each(events, known)
+
+    @staticmethod
+    def _first_of_each(events: list[dict[str, Any]], known: set[str]) -> list[dict[str, Any]]:
         fresh = []
         for event in events:
             key = event.get("key")
@@ -157,10 +162,17 @@ def _row(event_id: int, event: dict[str, Any], prev_hash: str) -> dict[str, Any]
     at = event["at"]
     row = {"id": event_id, "at": datetime.fromisoformat(at) if isinstance(at, str) else at, "kind": event["kind"],
            "subject": event["subject"], "run_id": event.get("run_id"), "actor": event.get("actor"),
-           "payload": json.loads(canonical_json(event["payload"])), "event_key": event.get("key"),
+           "payload": _as_read_back(event["payload"]), "event_key": event.get("key"),
            "prev_hash": prev_hash}
     row["hash"] = event_hash(prev_hash, row)
     return row
+
+
+def _as_read_back(payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload as the database will give it back: a flat one of plain values is that already."""
+    if all(type(k) is str and (v is None or type(v) in _PLAIN) for k, v in payload.items()):
+        return dict(payload)
+    return json.loads(canonical_json(payload))
 
 
 def _link_problem(prev: dict[str, Any], event: dict[str, Any]) -> str | None:

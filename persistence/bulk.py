@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime
 from itertools import islice
 from typing import Any
@@ -34,8 +34,9 @@ def insert_rows(session: Session, table: Table, columns: Sequence[str], rows: It
 
 def copy_rows(session: Session, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
     """PostgreSQL only: the rows through ``COPY table (columns) FROM STDIN`` in the session's transaction."""
-    json_columns = {i for i, c in enumerate(columns) if _is_json(table, c)}
-    source = CopySource(copy_line(row, json_columns) for row in rows)
+    converters = [_converter(table, c) for c in columns]
+    source = CopySource("\t".join([convert(v) for convert, v in zip(converters, row, strict=True)]) + "\n"
+                        for row in rows)
     cursor = session.connection().connection.dbapi_connection.cursor()
     try:
         cursor.copy_expert(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN", source, size=1 << 16)
@@ -69,6 +70,21 @@ def _processed(row: Sequence[Any], pairs: list[tuple[int, Any]]) -> list[Any]:
     for i, process in pairs:
         values[i] = process(values[i])
     return values
+
+
+def _converter(table: Table, column: str) -> Callable[[Any], str]:
+    """How a value of the column is written in COPY's text format (NULL as ``\\N``)."""
+    if _is_json(table, column):
+        return lambda v: "\\N" if v is None else _copy_value(v, True)
+    try:
+        python_type = table.c[column].type.python_type
+    except NotImplementedError:
+        python_type = object
+    if python_type is str:
+        return lambda v: "\\N" if v is None else copy_text(v if isinstance(v, str) else str(v))
+    if python_type in (int, float):
+        return lambda v: "\\N" if v is None else repr(v) if isinstance(v, float) else str(v)
+    return lambda v: _copy_value(v, False)
 
 
 def _is_json(table: Table, column: str) -> bool:

@@ -70,10 +70,9 @@ class ScrubbedAudit(AuditRepository):
         self._scrub = scrub
 
     def append_many(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        clean = self._scrub
-        return super().append_many([{**e, "subject": clean(e["subject"]), "payload": clean(e["payload"]),
-                                     "actor": clean(e["actor"]) if e.get("actor") else e.get("actor"),
-                                     "key": clean(e["key"]) if e.get("key") else e.get("key")} for e in events])
+        texts = self._scrub([[e["subject"], e["payload"], e.get("actor"), e.get("key")] for e in events])  # one pass
+        return super().append_many([{**e, "subject": subject, "payload": payload, "actor": actor, "key": key}
+                                    for e, (subject, payload, actor, key) in zip(events, texts, strict=True)])
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -23,13 +23,12 @@ def record_many(uow, events: list[dict[str, Any]], at: datetime, run_id: str | N
                 actor: str | None = None) -> int:
     """Append ``events`` (each with kind, subject and payload) in one batch, keyed and redacted as ``record`` does;
     return how many were new. Call it last in the unit of work: it holds the chain lock from here to the commit."""
-    from releasegate.redact import redact, redact_data
+    from releasegate.redact import redact_data
 
-    batch = []
-    for event in events:
-        subject, payload = redact(event["subject"]), redact_data(event["payload"])
-        batch.append({"kind": event["kind"], "subject": subject, "payload": payload, "at": at, "run_id": run_id,
-                      "actor": actor, "key": event_key(run_id or "-", event["kind"], subject, payload)})
+    clean = redact_data([{"subject": e["subject"], "payload": e["payload"]} for e in events])  # in one pass
+    batch = [{"kind": e["kind"], "subject": c["subject"], "payload": c["payload"], "at": at, "run_id": run_id,
+              "actor": actor, "key": event_key(run_id or "-", e["kind"], c["subject"], c["payload"])}
+             for e, c in zip(events, clean, strict=True)]
     return len(uow.audit.append_many(batch))
 
 

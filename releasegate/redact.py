@@ -66,6 +66,13 @@ _VALUE = re.compile(r"\"(?P<dq>[^\"\n]*)\"|'(?P<sq>[^'\n]*)'|(?P<bare>[^\s\"',;&
 _known: set[str] = set()
 _known_lock = threading.Lock()
 _known_cache: dict[str, tuple] = {}
+# short texts (fingerprints, states, subjects) recur, and what the audit appends was redacted just before
+SHORT_TEXT = 256
+SHORT_CACHE_ENTRIES = 50_000
+_SECRETS = object()  # the key under which the cache keeps the secrets its answers were computed with
+_short_cache: dict[Any, Any] = {}
+_short_lock = threading.Lock()
+_PLAIN = (int, float, bool)
 _env_cache: dict[str, tuple] = {}
 
 
@@ -75,7 +82,32 @@ def redact(text: str) -> str:
     """The text with every secret it contains replaced by [REDACTED] (key names are kept)."""
     if not text:
         return text
-    text = _redact_values(text)
+    return _redact_with(text, known_secrets())
+
+
+def _redact_with(text: str, secrets: list[str]) -> str:
+    if len(text) > SHORT_TEXT:
+        return _redact(text, secrets)
+    if _short_cache.get(_SECRETS) is not secrets:  # what is secret changed: earlier answers may be wrong now
+        with _short_lock:
+            _short_cache.clear()
+            _short_cache[_SECRETS] = secrets
+    cleaned = _short_cache.get(text)
+    if cleaned is None:
+        cleaned = _redact(text, secrets)
+        with _short_lock:
+            if _short_cache.get(_SECRETS) is secrets:  # not an answer computed with secrets since replaced
+                if len(_short_cache) > SHORT_CACHE_ENTRIES:
+                    _short_cache.clear()
+                    _short_cache[_SECRETS] = secrets
+                _short_cache[text] = _short_cache[cleaned] = cleaned  # a redacted text redacts to itself
+    return cleaned
+
+
+def _redact(text: str, secrets: list[str]) -> str:
+    for value in secrets:
+        if value in text:
+            text = text.replace(value, MASK)
     if "PRIVATE KEY-----" in text:
         text = _PRIVATE_KEY.sub(MASK, text)
     text = _redact_urls(text)
@@ -91,10 +123,18 @@ def redact_data(value: Any, keep: Iterable[str] = ()) -> Any:
     """A copy of a JSON-like value with every string redacted; mapping keys, and the values of keys in `keep`
     (identifiers such as a stage name or a fingerprint), are left as they are."""
     kept = frozenset(keep)
+    secrets = known_secrets()  # once for the whole value
 
     def walk(item: Any) -> Any:
+        kind = type(item)
+        if kind is str:
+            return _redact_with(item, secrets) if item else item
+        if kind is dict:
+            return {k: (v if k in kept else walk(v)) for k, v in item.items()}
+        if item is None or kind in _PLAIN:
+            return item
         if isinstance(item, str):
-            return redact(item)
+            return _redact_with(item, secrets) if item else item
         if isinstance(item, Mapping):
             return {k: (v if k in kept else walk(v)) for k, v in item.items()}
         if isinstance(item, (list, tuple)):
@@ -247,13 +287,6 @@ def _literal_parts(value: str) -> set[str]:
 
 
 # --- the patterns ------------------------------------------------------------------------------------
-
-def _redact_values(text: str) -> str:
-    for value in known_secrets():
-        if value in text:
-            text = text.replace(value, MASK)
-    return text
-
 
 def _credentials_at(text: str, anchor: re.Match[str]) -> re.Match[str] | None:
     """`user:password@` right after a `scheme:/` anchor (a scheme of letters, digits, + . - before the colon)."""
