@@ -8,6 +8,7 @@ Nothing here reads the clock: dates come from the verdict.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -528,8 +529,10 @@ def _compact(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(", ", ": "))
 
 
+@functools.lru_cache(maxsize=1)
 def template_env() -> Environment:
-    """HTML templates autoescape; Markdown templates escape every value for Markdown (``markdown_finalize``)."""
+    """HTML templates autoescape; Markdown templates escape every value for Markdown (``markdown_finalize``).
+    One environment per process: its templates are compiled once, not for every report."""
     env = Environment(loader=PackageLoader("releasegate", "templates"), undefined=StrictUndefined,
                       autoescape=lambda name: bool(name) and name.endswith((".html.j2", ".html")),
                       finalize=markdown_finalize, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
