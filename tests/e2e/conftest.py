@@ -5,25 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.support.demo import DEMO_POLICY, run_cli
+from tests.support.demo import DEMO_POLICY, run_cli, write_quick_policy
 
 
 @pytest.fixture
 def quick_policy(tmp_path: Path) -> Path:
     """The demo policy with a 3 s load test: the same stages and tools, for the many fail-closed runs."""
-    policy = yaml.safe_load(DEMO_POLICY.read_text())
-    policy["source"]["path"] = str(DEMO_POLICY.parent / "releases" / "{version}")
-    policy["scans"]["pip_audit"]["osv_data"] = str(DEMO_POLICY.parent / "advisories.osv.jsonl")
-    policy["load"].update(duration_s=3, min_requests=20, remeasure_cooldown_s=0)
-    for dependency in policy["environment"].get("dependencies", []):
-        dependency["path"] = str(DEMO_POLICY.parent / dependency["path"])
-    for experiment in policy.get("chaos", {}).get("experiments", []):
-        experiment["file"] = str(DEMO_POLICY.parent / experiment["file"])
-    path = tmp_path / "gate.yaml"
-    path.write_text(yaml.safe_dump(policy, sort_keys=False))
-    return path
+    return write_quick_policy(tmp_path)
 
 
 @pytest.fixture(scope="session")

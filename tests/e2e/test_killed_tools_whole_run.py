@@ -11,9 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import psutil
 import pytest
 
+from tests.support.demo import processes_under
 from tests.support.fake_tools import fake_tool, tool_variable
 from tests.support.slack_server import SlackServer
 
@@ -38,16 +38,6 @@ def recorded(home: Path, run_id: str) -> str | None:
     return next((r.get("decision") for r in json.loads(proc.stdout) if r["run_id"] == run_id), None)
 
 
-def left_behind(home: Path) -> list[str]:
-    found = []
-    for proc in psutil.process_iter(["pid", "cmdline", "cwd"]):
-        try:
-            text = " ".join(proc.info["cmdline"] or []) + " " + (proc.info["cwd"] or "")
-        except psutil.Error:
-            continue
-        if str(home) in text:
-            found.append(f"{proc.pid}: {text[:160]}")
-    return found
 
 
 @pytest.mark.parametrize(("tool", "answer", "outputs", "ending", "stage"), [
@@ -65,7 +55,7 @@ def test_a_tool_killed_after_valid_output_makes_the_run_inconclusive(quick_polic
     reasons = [r["message"] for r in data["reasons"] if r["stage"] == stage]
     assert reasons and any("killed by SIGKILL" in m for m in reasons), data["reasons"]
     assert recorded(home, data["run_id"]) == "INCONCLUSIVE"
-    assert left_behind(home) == []
+    assert processes_under(home) == []
 
 
 def test_a_rerun_never_reads_the_previous_runs_load_evidence(quick_policy, tmp_path):
@@ -77,7 +67,7 @@ def test_a_rerun_never_reads_the_previous_runs_load_evidence(quick_policy, tmp_p
     assert (code, second["decision"]) == (3, "INCONCLUSIVE")
     assert any(r["stage"] == "locust" for r in second["reasons"]), second["reasons"]
     assert recorded(home, second["run_id"]) == "INCONCLUSIVE"
-    assert left_behind(home) == []
+    assert processes_under(home) == []
 
 
 def test_a_slack_outage_keeps_the_verdict_and_the_message_pending(quick_policy, tmp_path):
@@ -102,4 +92,4 @@ def test_a_slack_outage_keeps_the_verdict_and_the_message_pending(quick_policy, 
                                    "RELEASEGATE_SLACK_BASE_URL": slack.url})
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert len(slack.messages()) == 1
-    assert left_behind(home) == []
+    assert processes_under(home) == []

@@ -18,7 +18,7 @@ import psutil
 import pytest
 import requests
 
-from tests.support.demo import ROOT
+from tests.support.demo import ROOT, processes_under
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
@@ -34,17 +34,6 @@ def _exports(text: str) -> dict[str, str]:
     return dict(pairs)
 
 
-def _leftovers(home: Path) -> list[str]:
-    """Processes whose command line or working folder lies under the cluster's home (services, tools, Airflow)."""
-    found = []
-    for proc in psutil.process_iter(["pid", "cmdline", "cwd"]):
-        try:
-            text = " ".join(proc.info["cmdline"] or []) + " " + (proc.info["cwd"] or "")
-        except psutil.Error:
-            continue
-        if str(home) in text and proc.pid != os.getpid():
-            found.append(f"{proc.pid}: {text[:200]}")
-    return found
 
 
 @pytest.fixture(scope="module", params=["local", "celery"])
@@ -63,7 +52,7 @@ def cluster(request, tmp_path_factory):
         assert down.returncode == 0, down.stderr[-3000:]
         assert not [p for p in state.get("processes", []) if psutil.pid_exists(p["pid"])
                     and abs(psutil.Process(p["pid"]).create_time() - p["created"]) < 1]
-        assert _leftovers(home) == []
+        assert processes_under(home) == []
 
 
 def trigger(env: dict[str, str], version: str, policy: str = "include/demo/gate.yaml") -> tuple[int, dict]:

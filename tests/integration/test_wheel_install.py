@@ -17,10 +17,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
-import yaml
 
 from persistence.migrate import head
-from tests.support.demo import DEMO_POLICY
+from tests.support.demo import write_quick_policy
 
 pytestmark = pytest.mark.slow
 
@@ -84,21 +83,6 @@ def _site_packages(venv: Path) -> Path:
     return next((venv / "lib").glob("python3*/site-packages"))
 
 
-def _quick_policy(folder: Path) -> Path:
-    """The demo policy with absolute paths and a 3 s load test (as tests/e2e's quick_policy)."""
-    policy = yaml.safe_load(DEMO_POLICY.read_text())
-    policy["source"]["path"] = str(DEMO_POLICY.parent / "releases" / "{version}")
-    policy["scans"]["pip_audit"]["osv_data"] = str(DEMO_POLICY.parent / "advisories.osv.jsonl")
-    policy["load"].update(duration_s=3, min_requests=20, remeasure_cooldown_s=0)
-    for dependency in policy["environment"].get("dependencies", []):
-        dependency["path"] = str(DEMO_POLICY.parent / dependency["path"])
-    for experiment in policy.get("chaos", {}).get("experiments", []):
-        experiment["file"] = str(DEMO_POLICY.parent / experiment["file"])
-    path = folder / "gate.yaml"
-    path.write_text(yaml.safe_dump(policy, sort_keys=False))
-    return path
-
-
 def test_the_wheel_carries_templates_rules_and_migrations(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
 
@@ -122,7 +106,7 @@ def test_the_new_venv_imports_the_wheel_not_the_checkout(venv, tmp_path):
 def test_the_installed_gate_migrates_and_passes_the_demo_from_any_directory(venv, tmp_path):
     env = _clean_env(venv, tmp_path)
     gate = venv / "bin" / "releasegate"
-    policy = _quick_policy(tmp_path)
+    policy = write_quick_policy(tmp_path)
 
     _run([gate, "db", "upgrade"], cwd=tmp_path, env=env)
     with sqlite3.connect(tmp_path / "releasegate" / "releasegate.db") as db:

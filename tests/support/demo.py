@@ -24,3 +24,36 @@ def run_cli(policy: Path, version: str, env: dict[str, str] | None = None, timeo
 
 def reason_stages(data: dict) -> set[str]:
     return {r["stage"] for r in data["reasons"]}
+
+
+def write_quick_policy(folder: Path) -> Path:
+    """The demo policy with absolute paths and a 3 s load test: the same stages and tools, for the many short runs."""
+    import yaml
+
+    policy = yaml.safe_load(DEMO_POLICY.read_text())
+    policy["source"]["path"] = str(DEMO_POLICY.parent / "releases" / "{version}")
+    policy["scans"]["pip_audit"]["osv_data"] = str(DEMO_POLICY.parent / "advisories.osv.jsonl")
+    policy["load"].update(duration_s=3, min_requests=20, remeasure_cooldown_s=0)
+    for dependency in policy["environment"].get("dependencies", []):
+        dependency["path"] = str(DEMO_POLICY.parent / dependency["path"])
+    for experiment in policy.get("chaos", {}).get("experiments", []):
+        experiment["file"] = str(DEMO_POLICY.parent / experiment["file"])
+    path = folder / "gate.yaml"
+    path.write_text(yaml.safe_dump(policy, sort_keys=False))
+    return path
+
+
+def processes_under(folder: Path) -> list[str]:
+    """Processes whose command line or working folder lies under `folder` (services, tools, Airflow): what a
+    run or a cluster there left behind."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline", "cwd"]):
+        try:
+            text = " ".join(proc.info["cmdline"] or []) + " " + (proc.info["cwd"] or "")
+        except psutil.Error:
+            continue
+        if str(folder) in text and proc.pid != os.getpid():
+            found.append(f"{proc.pid}: {text[:200]}")
+    return found
