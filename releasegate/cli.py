@@ -199,9 +199,12 @@ def cmd_trigger(args: argparse.Namespace) -> int:
     try:
         return _trigger(args, trigger)
     except trigger.TriggerError as exc:
+        from releasegate.redact import redact
+
+        message = redact(str(exc))  # a URL with credentials in it must not reach a CI log
         if args.json:  # one object, also when there is no verdict
-            print(json.dumps({"decision": None, "error": str(exc), "dag_run_id": getattr(exc, "run_id", None)}))
-        print(f"releasegate: {exc}", file=sys.stderr)
+            print(json.dumps({"decision": None, "error": message, "dag_run_id": getattr(exc, "run_id", None)}))
+        print(f"releasegate: {message}", file=sys.stderr)
         return EXIT_CANNOT_START
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -95,25 +96,42 @@ def trigger(api: AirflowApi, service: str, version: str, policy: str) -> str:
 
 
 def wait(api: AirflowApi, run_id: str, timeout_s: float, interval_s: float = 2.0) -> dict:
-    """Follow the wait endpoint's NDJSON stream to the run's final line: {"state": ..., "results": {...}}."""
+    """Follow the wait endpoint's NDJSON stream to the run's final line: {"state": ..., "results": {...}}.
+
+    `timeout_s` bounds the whole wait (the stream sends a line every interval, so a read timeout never would)."""
     path = f"/api/v2/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}/wait"
-    response = api.call("GET", path, params={"interval": interval_s, "result": RESULT_TASK}, stream=True,
-                        timeout=(api.timeout_s, timeout_s))
+    deadline = time.monotonic() + timeout_s
     last: dict = {}
     try:
-        for line in response.iter_lines(decode_unicode=True):
-            if line.strip():
-                state = last.get("state")
-                last = json.loads(line)
-                if last.get("state") != state:  # progress when it changes, not on every poll
-                    log.info("run %s: %s", run_id, last.get("state"))
+        response = api.call("GET", path, params={"interval": interval_s, "result": RESULT_TASK}, stream=True,
+                            timeout=(api.timeout_s, max(interval_s * 10, 30)))
+        with response:
+            for line in response.iter_lines(decode_unicode=True):
+                if line.strip():
+                    state = last.get("state")
+                    last = json.loads(line)
+                    if last.get("state") != state:  # progress when it changes, not on every poll
+                        log.info("run %s: %s", run_id, last.get("state"))
+                if last.get("state") in FINISHED:
+                    break
+                if time.monotonic() >= deadline:
+                    raise _lost(run_id, f"no verdict within --timeout {timeout_s:g} s (state {last.get('state')!r}) "
+                                        "— the run goes on: follow it in the Airflow UI, or wait longer")
     except requests.RequestException as exc:
-        raise TriggerError(f"waiting for run {run_id}: {type(exc).__name__}: {exc} — the run goes on; follow it "
-                           "in the Airflow UI") from None
+        raise _lost(run_id, f"waiting for run {run_id}: {type(exc).__name__}: {exc} — is Airflow still up? The "
+                            "run's state is in the Airflow UI") from None
+    except TriggerError as exc:
+        raise _lost(run_id, str(exc)) from None
     if last.get("state") not in FINISHED:
-        raise TriggerError(f"the wait for run {run_id} ended with state {last.get('state')!r} — the run goes on; "
-                           "follow it in the Airflow UI")
+        raise _lost(run_id, f"the wait for run {run_id} ended with state {last.get('state')!r} — is Airflow still "
+                            "up? The run's state is in the Airflow UI")
     return last
+
+
+def _lost(run_id: str, message: str) -> TriggerError:
+    error = TriggerError(message)
+    error.run_id = run_id
+    return error
 
 
 class RunNotStarted(TriggerError):
@@ -161,3 +179,14 @@ def last_error(content: list) -> str:
                 return " ".join(f"{detail.get('exc_type', '')}: {detail['exc_value']}".split())[:600]
     errors = [str(e.get("event", "")) for e in entries if e.get("level") in ("error", "critical")]
     return " ".join((errors or [""])[-1].split())[:600]
+
+
+def note(api: AirflowApi, run_id: str, result: dict) -> None:
+    """Show the decision on the run in the Airflow UI; a failure here never changes the answer."""
+    reasons = result.get("reasons", [])
+    text = f"**{result['decision']}**" + "".join(f"\n- {r['stage']}: {r['message']}" for r in reasons[:5])
+    try:
+        api.call("PATCH", f"/api/v2/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}", json={"note": text[:1000]},
+                 params={"update_mask": "note"})
+    except TriggerError as exc:
+        log.warning("could not set the run's note: %s", exc)
