@@ -258,6 +258,35 @@ def stop(entry: dict, timeout_s: float = 20) -> str:
     return f"stopped {entry['name']} (pid {entry['pid']})" + (f", killed {len(left)} straggler(s)" if left else "")
 
 
+def stop_started_by_the_cluster(home: Path) -> list[str]:
+    """What the cluster's tasks started in sessions of their own (a service under test, its dependencies, the
+    fault proxy) and left running because a run was cut short: every process whose environment carries this
+    cluster's RELEASEGATE_HOME. The gate's own teardown stops them in a run that ends; this is for one that
+    did not."""
+    import psutil
+
+    gate_home = str(home / "gate")
+    found = []
+    for proc in psutil.process_iter(["pid", "name"]):
+        try:
+            if proc.pid != os.getpid() and proc.environ().get("RELEASEGATE_HOME") == gate_home:
+                found.append(proc)
+        except psutil.Error:
+            continue
+    for proc in found:
+        try:
+            proc.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _gone, left = psutil.wait_procs(found, timeout=10)
+    for proc in left:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    return [f"stopped {p.info.get('name')} (pid {p.pid}) that a cut-short run left" for p in found]
+
+
 # --- commands ------------------------------------------------------------------------------------------
 
 def up(args: argparse.Namespace) -> int:
@@ -323,6 +352,8 @@ def down(args: argparse.Namespace) -> int:
         return 0
     for entry in reversed(state.get("processes", [])):
         log(stop(entry))
+    for line in stop_started_by_the_cluster(home):
+        log(line)
     for name in state.get("databases", []):
         try:
             drop_database(name)

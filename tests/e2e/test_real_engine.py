@@ -10,9 +10,11 @@ import json
 import os
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import quote
 
 import psutil
 import pytest
@@ -63,13 +65,13 @@ def trigger(env: dict[str, str], version: str, policy: str = "include/demo/gate.
     return proc.returncode, json.loads(proc.stdout)
 
 
-def task_instances(env: dict[str, str]) -> list[dict]:
+def task_instances(env: dict[str, str], run_id: str = "~") -> list[dict]:
     url = env["RELEASEGATE_AIRFLOW_URL"]
     token = requests.post(f"{url}/auth/token", json={"username": env["RELEASEGATE_AIRFLOW_USERNAME"],
                                                      "password": env["RELEASEGATE_AIRFLOW_PASSWORD"]},
-                          timeout=10).json()["access_token"]
-    response = requests.get(f"{url}/api/v2/dags/release_gate/dagRuns/~/taskInstances", params={"limit": 1000},
-                            headers={"Authorization": f"Bearer {token}"}, timeout=30)
+                          timeout=60).json()["access_token"]
+    response = requests.get(f"{url}/api/v2/dags/release_gate/dagRuns/{quote(run_id, safe='~')}/taskInstances",
+                            params={"limit": 1000}, headers={"Authorization": f"Bearer {token}"}, timeout=120)
     response.raise_for_status()
     return response.json()["task_instances"]
 
@@ -122,3 +124,20 @@ def test_a_run_that_cannot_start_or_a_refused_login_exits_2_with_the_cause(clust
     code, data = trigger({**cluster["env"], "RELEASEGATE_AIRFLOW_PASSWORD": "not-the-password"}, "1.0.0")
     assert (code, data["decision"]) == (2, None)
     assert "/auth/token" in data["error"] and "HTTP 401" in data["error"], data["error"]
+
+
+def test_down_while_a_run_measures_leaves_nothing_running(cluster):
+    """Last in the module: it ends the cluster (the fixture's own `down` then finds nothing to do)."""
+    env = cluster["env"]
+    proc = subprocess.run([str(BIN / "releasegate"), "trigger", "--service", "inventory", "--version", "1.0.0",
+                           "--policy", "include/demo/gate.yaml", "--json"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120, check=True)
+    run_id = json.loads(proc.stdout)["dag_run_id"]
+    deadline = time.monotonic() + 600
+    while not any(ti["task_id"] == "load_test" and ti["state"] == "running" for ti in task_instances(env, run_id)):
+        assert time.monotonic() < deadline, "the load test never started"
+        time.sleep(1)
+    down = subprocess.run([sys.executable, str(CLUSTER), "down", "--home", str(cluster["home"])],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert down.returncode == 0, down.stderr[-3000:]
+    assert processes_under(cluster["home"]) == []

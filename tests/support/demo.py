@@ -52,8 +52,9 @@ def processes_under(folder: Path) -> list[str]:
     for proc in psutil.process_iter(["pid", "cmdline", "cwd"]):
         try:
             text = " ".join(proc.info["cmdline"] or []) + " " + (proc.info["cwd"] or "")
+            home = proc.environ().get("RELEASEGATE_HOME", "")  # a dependency runs in its own folder
         except psutil.Error:
             continue
-        if str(folder) in text and proc.pid != os.getpid():
+        if (str(folder) in text or home.startswith(str(folder))) and proc.pid != os.getpid():
             found.append(f"{proc.pid}: {text[:200]}")
     return found
