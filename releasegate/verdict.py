@@ -34,7 +34,8 @@ def decide(results: Iterable[StageResult], expected: Iterable[ExpectedStage], no
     """`waivers`: the waivers active at `now`, by fingerprint; the verdict lists those that applied."""
     by_name = {r.stage: r for r in results}
     waivers = waivers or {}
-    missing = _missing_evidence(expected, by_name)
+    expected = list(expected)
+    missing = _missing_evidence(expected, by_name) + _nothing_checked(expected)
     blocking = [reason for r in by_name.values() if r.status is not Status.error
                 for reason in _blocking_reasons(r, frozenset(waivers))]
     applied = _applied_waivers(by_name.values(), waivers)
@@ -53,6 +54,16 @@ def decide(results: Iterable[StageResult], expected: Iterable[ExpectedStage], no
 def _applied_waivers(results: Iterable[StageResult], waivers: Mapping[str, AppliedWaiver]) -> list[AppliedWaiver]:
     hits = {f.fingerprint: f for r in results for f in r.findings if f.blocking and f.fingerprint in waivers}
     return [waivers[fp].model_copy(update={"title": f.title}) for fp, f in sorted(hits.items())]
+
+
+def _nothing_checked(expected: list[ExpectedStage]) -> list[Reason]:
+    """A policy that plans no stage that checks the release: no evidence at all is never a pass. (A fault of the
+    gate's own, alone, already says why nothing was checked.)"""
+    if any(not stage.name.startswith("provision") for stage in expected):
+        return []
+    return [Reason(stage="policy", severity=Severity.high, fingerprint=fingerprint("nothing-checked", "policy"),
+                   message="missing_evidence: the policy plans no stage that checks the release (suites, load, "
+                           "chaos, scans or alerts), so nothing was checked — add at least one")]
 
 
 def _missing_evidence(expected: Iterable[ExpectedStage], by_name: dict[str, StageResult]) -> list[Reason]:

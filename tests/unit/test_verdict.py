@@ -67,3 +67,10 @@ def test_reasons_name_the_stage_and_come_most_severe_first():
 def test_same_inputs_give_the_same_verdict():
     results = [result("a", Status.failed, [finding("f1")]), result("b")]
     assert decide(results, EXPECTED, NOW, "sha256:x") == decide(results, EXPECTED, NOW, "sha256:x")
+
+
+def test_a_policy_that_checks_nothing_is_never_go():
+    provision_only = decide([result("provision")], [ExpectedStage("provision")], NOW)
+    nothing = decide([], [], NOW)
+    assert (provision_only.decision, nothing.decision) == (Decision.INCONCLUSIVE, Decision.INCONCLUSIVE)
+    assert "plans no stage that checks the release" in nothing.reasons[0].message
