@@ -8,6 +8,7 @@ log lines.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -112,11 +113,18 @@ def _attempt(policy: Policy, ctx: RunContext, suite: Suite, env: Environment | N
     argv += [fill(a, values) for a in suite.args]
     if suite.junit is None:
         argv += [f"--junitxml={xml}", "-o", "junit_family=xunit1", "-p", "releasegate_nodeids", "-p", "no:cacheprovider"]
-    run = run_tool(argv, cwd=ctx.source, timeout_s=suite.timeout_s, env=_suite_env(policy, suite, env, values),
+    session = folder / f"session-{attempt}.json"
+    session.unlink(missing_ok=True)
+    suite_env = {**_suite_env(policy, suite, env, values), "RELEASEGATE_PYTEST_SESSION": str(session)}
+    run = run_tool(argv, cwd=ctx.source, timeout_s=suite.timeout_s, env=suite_env,
                    log_to=folder / f"output-{attempt}.log")
     reason = did_not_run(run, suite)
     if reason is not None:
         raise StageError(reason)
+    if suite.junit is None:
+        reason = cut_short(session, run)
+        if reason is not None:
+            raise StageError(reason)
     if run.returncode == NO_TESTS_COLLECTED and not node_ids:
         return AttemptOutcome(SuiteTally(None), run, xml)
     if not xml.is_file():
@@ -125,6 +133,26 @@ def _attempt(policy: Policy, ctx: RunContext, suite: Suite, env: Environment | N
     tally = read_cases(xml, folder / f"cases-{attempt}.tsv" if not node_ids else None)
     redact_file(xml, xml)
     return AttemptOutcome(tally, run, xml)
+
+
+def cut_short(session: Path, run: ToolRun) -> str | None:
+    """Why the session cannot count as complete: interrupted (pytest.exit(), Ctrl-C), or ended before every
+    collected test ran with none failing (with a failure, stopping early is -x / --maxfail: the failure stands)."""
+    try:
+        record = json.loads(session.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return (f"pytest ended without the gate's session record at {session} (its session never finished): "
+                f"{last_error_line(run.stderr, run.stdout)} — see {run.log}")
+    except ValueError:
+        return f"the session record {session} is unreadable — see {run.log}"
+    collected, finished = record.get("collected", 0), record.get("finished", 0)
+    if record.get("interrupted"):
+        return (f"the suite was cut short after {finished} of {collected} collected tests "
+                f"({record['interrupted']}): its results are incomplete — see {run.log}")
+    if finished < collected and not record.get("failed"):
+        return (f"the suite ended after {finished} of {collected} collected tests with none failing: its results "
+                f"are incomplete — see {run.log}")
+    return None
 
 
 def read_cases(xml: Path, spool: Path | None) -> SuiteTally:

@@ -216,3 +216,14 @@ def test_a_service_that_stopped_mid_run_is_named_with_its_last_log_lines(tmp_pat
     assert reason.message.startswith(f"the service stopped while pytest[unit] ran: the service (pid {service.pid}) "
                                      "is no longer running, exited 3; its last log lines: ")
     assert reason.message.endswith("serving on 127.0.0.1 | FATAL: lost the connection to the database (orders)")
+
+
+BAIL_OUT = ("import pytest\nfrom calc import add\n\n\ndef test_a_first():\n    assert add(1, 2) == 3\n\n\n"
+            "def test_b_bails_out():\n    pytest.exit('enough', returncode=0)\n\n\n"
+            "def test_c_never_runs():\n    assert add(1, 1) == 3\n")
+
+
+def test_a_session_cut_short_with_exit_status_0_is_inconclusive_not_go(tmp_path):
+    result, verdict = gate(tmp_path, {"calc.py": CALC, "tests/test_calc.py": BAIL_OUT}, {"paths": ["tests"]})
+    assert (result.status, verdict.decision) == (Status.error, Decision.INCONCLUSIVE)
+    assert "cut short after 1 of 3 collected tests" in result.error and "enough" in result.error
