@@ -14,9 +14,15 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.pool import ConnectionPoolEntry
+
+if TYPE_CHECKING:
+    from airflow.sdk import Connection as AirflowConnection
 
 ENV_URL = "RELEASEGATE_DB_URL"
 CONN_ID = "releasegate_db"
@@ -47,7 +53,7 @@ def _sqlite_engine(url: URL) -> Engine:
     engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record):
+    def _on_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
         dbapi_connection.isolation_level = None  # let SQLAlchemy, not pysqlite, emit BEGIN
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
@@ -56,7 +62,7 @@ def _sqlite_engine(url: URL) -> Engine:
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def _on_begin(connection):
+    def _on_begin(connection: Connection) -> None:
         mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
         if mode not in SQLITE_BEGIN_MODES:
             raise ValueError(f"sqlite_begin={mode!r}: use one of {', '.join(SQLITE_BEGIN_MODES)}")
@@ -116,7 +122,7 @@ def _airflow_connection_url() -> str | None:
     return connection_to_url(conn)
 
 
-def connection_to_url(conn) -> str:
+def connection_to_url(conn: AirflowConnection) -> str:
     """A SQLAlchemy URL from an Airflow connection (postgres or sqlite)."""
     conn_type = (conn.conn_type or "").lower()
     driver = _DRIVERS.get(conn_type, conn_type)

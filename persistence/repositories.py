@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import CursorResult, Result, delete, select, update
 from sqlalchemy.orm import Session
 
 from persistence.bulk import insert_rows
@@ -32,8 +32,15 @@ def _plain(value: Any) -> Any:
     return getattr(value, "value", value)
 
 
-def _dicts(result) -> list[dict[str, Any]]:
+def _dicts(result: Result[Any]) -> list[dict[str, Any]]:
     return [dict(row) for row in result.mappings()]
+
+
+def _rowcount(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE matched (SQLAlchemy types ``Session.execute`` as any ``Result``)."""
+    if not isinstance(result, CursorResult):
+        raise TypeError(f"expected the CursorResult of an UPDATE or DELETE, got {type(result).__name__}")
+    return result.rowcount
 
 
 def _chunks(rows: list[Any]) -> Iterable[list[Any]]:
@@ -58,7 +65,7 @@ class RunRepository:
     def finish(self, run_id: str, status: str, decision: str | None, finished_at: datetime) -> None:
         result = self.session.execute(update(Run).where(Run.run_id == run_id).values(
             status=_plain(status), decision=_plain(decision), finished_at=finished_at))
-        if result.rowcount == 0:
+        if _rowcount(result) == 0:
             raise LookupError(f"run {run_id!r} is not recorded — call runs.upsert() when the run starts")
 
     def evidence_dirs(self) -> list[str]:
@@ -143,13 +150,14 @@ FINDING_COLUMNS = ("run_id", "stage", "fingerprint", "kind", "rule", "severity",
 CASE_COLUMNS = ("run_id", "suite", "node_id", "outcome", "duration_s", "attempts", "message")
 
 
-def _finding_row(run_id: str, stage: str, finding: dict[str, Any]) -> tuple:
+def _finding_row(run_id: str, stage: str, finding: dict[str, Any]) -> tuple[Any, ...]:
     return (run_id, stage, finding["fingerprint"], finding["kind"], finding["rule"], _plain(finding["severity"]),
             finding.get("title", ""), finding.get("location", ""), finding.get("evidence", ""),
             finding.get("blocking", True), finding.get("data", {}))
 
 
-def _case_rows(run_id: str, suite: str, stage: dict[str, Any], streamed: Iterable[Sequence[Any]]) -> Iterator[tuple]:
+def _case_rows(run_id: str, suite: str, stage: dict[str, Any],
+               streamed: Iterable[Sequence[Any]]) -> Iterator[tuple[Any, ...]]:
     """The dump's test cases (one per node id, last wins), then the streamed ones it does not hold."""
     held = {c["node_id"]: c for c in stage.get("test_cases", [])}
     for case in held.values():
@@ -224,7 +232,7 @@ class NotificationRepository:
             NotificationRow.id == notification["id"], NotificationRow.status != "sent",
             NotificationRow.attempts == notification["attempts"], NotificationRow.updated_at <= at,
         ).values(updated_at=lease_until))
-        return result.rowcount == 1
+        return _rowcount(result) == 1
 
     def settle(self, notification_id: int, status: str, attempts: int, response: dict[str, Any] | None,
                at: datetime) -> None:

@@ -9,7 +9,7 @@ from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+_DIALECTS = ("sqlite", "postgresql")
 
 
 def upsert(session: Session, table: Table, rows: dict[str, Any] | Sequence[dict[str, Any]],
@@ -20,11 +20,11 @@ def upsert(session: Session, table: Table, rows: dict[str, Any] | Sequence[dict[
     if not rows:
         return
     dialect = session.get_bind().dialect.name
-    if dialect not in _INSERTS:
+    if dialect not in _DIALECTS:
         raise NotImplementedError(f"upsert: dialect {dialect!r} is not supported — use SQLite or PostgreSQL")
     keys = list(keys)
-    stmt = _INSERTS[dialect](table).values(rows)
+    stmt: sqlite.Insert | postgresql.Insert = (
+        postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)).values(rows)
     updates = {c: stmt.excluded[c] for c in rows[0] if c not in keys} if update else {}
-    stmt = (stmt.on_conflict_do_update(index_elements=keys, set_=updates) if updates
-            else stmt.on_conflict_do_nothing(index_elements=keys))
-    session.execute(stmt)
+    session.execute(stmt.on_conflict_do_update(index_elements=keys, set_=updates) if updates
+                    else stmt.on_conflict_do_nothing(index_elements=keys))

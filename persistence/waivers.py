@@ -93,7 +93,8 @@ class WaiverRepository:
         query = select(_WAIVER).order_by(_WAIVER.c.id.desc())
         if service is not None:
             query = query.where(_WAIVER.c.service == service)
-        return [dict(r) | {"status": status_at(r, at)} for r in self.session.execute(query).mappings()]
+        rows = [dict(r) for r in self.session.execute(query).mappings()]
+        return [row | {"status": status_at(row, at)} for row in rows]
 
 
 def _audit_payload(waiver: dict[str, Any], caller: dict[str, str] | None = None) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import os
 import sys
 from logging.config import fileConfig
 from pathlib import Path
+from typing import Any
 
 from alembic import context
 
@@ -30,7 +31,7 @@ def database_url() -> str:
     return url
 
 
-def configure(**kwargs: object) -> None:
+def configure(**kwargs: Any) -> None:
     # transactional_ddl: engine_from_url makes SQLite transactions real (explicit BEGIN), so a failed
     # migration rolls back there too
     context.configure(target_metadata=metadata, compare_type=True, render_as_batch=True, transactional_ddl=True,
