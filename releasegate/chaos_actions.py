@@ -18,7 +18,7 @@ import time
 
 import psutil
 import requests
-from chaoslib.exceptions import ActivityFailed
+from chaoslib.exceptions import ActivityFailed  # type: ignore[import-untyped]  # chaostoolkit ships no type hints
 
 
 def _own_process(pid: int | str, created: float | str) -> psutil.Process:

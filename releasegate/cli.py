@@ -221,9 +221,8 @@ def _trigger(args: argparse.Namespace, trigger) -> int:
         task, line = trigger.first_failure(api, run_id)
         why = f"task {task} failed: {line}" if task else ""
         if task == "open_run":  # the gate never opened its run: nothing was decided, as `run` exiting 2
-            error = trigger.RunNotStarted(f"run {run_id} could not start: {line or 'read the open_run task log'}")
-            error.run_id = run_id
-            raise error
+            raise trigger.RunNotStarted(f"run {run_id} could not start: {line or 'read the open_run task log'}",
+                                        run_id=run_id)
     data = trigger.answer(run_id, final, why)
     trigger.note(api, run_id, data)
     if args.json:

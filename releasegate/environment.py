@@ -34,7 +34,7 @@ import releasegate
 from releasegate import trace
 from releasegate.context import RunContext, gate_home
 from releasegate.errors import ProvisionError
-from releasegate.policy import Dependency, HealthCheck, Policy, fill, fill_command
+from releasegate.policy import Dependency, EnvironmentSpec, HealthCheck, Policy, fill, fill_command
 from releasegate.stages.base import run_tool
 
 log = logging.getLogger("releasegate")
@@ -132,18 +132,19 @@ def dependency_values(deps: list[RunningDependency]) -> dict[str, str]:
 
 
 def provision(policy: Policy, ctx: RunContext) -> Environment:
-    if policy.environment is None:
+    spec = policy.environment
+    if spec is None:
         raise ProvisionError(f"{policy.path}: no 'environment' section — nothing to start")
     deps = start_dependencies(policy, ctx)
     try:
-        return _provision_service(policy, ctx, deps)
+        return _provision_service(policy, spec, ctx, deps)
     except BaseException:
         stop_dependencies(deps)
         raise
 
 
-def _provision_service(policy: Policy, ctx: RunContext, deps: list[RunningDependency]) -> Environment:
-    spec = policy.environment
+def _provision_service(policy: Policy, spec: EnvironmentSpec, ctx: RunContext,
+                       deps: list[RunningDependency]) -> Environment:
     port = spec.port or free_port()
     values = {**placeholders(policy, ctx, port), **dependency_values(deps)}
     env = service_env(policy, values)

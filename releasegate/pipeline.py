@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from typing import TypeVar
 from releasegate import store
 from releasegate.atomic import Staged, write_atomic
 from releasegate.audit import record, record_many
@@ -37,6 +38,7 @@ from releasegate.stages.base import guarded, now
 from releasegate.verdict import ExpectedStage, decide
 
 log = logging.getLogger("releasegate")
+_T = TypeVar("_T")
 protect(log)  # every record the gate logs is redacted before any handler (CLI, Airflow task log) sees it
 PROVISION = "provision"
 GATE_KIND = "gate"  # results of the gate's own steps: a fault of the gate, not of a tool or the service
@@ -116,7 +118,7 @@ def gate_fault(step: str, exc: BaseException | str, *, required: bool = True,
                        error=f"{step}: {message}")
 
 
-def _attempt(faults: list[StageResult], step: str, work: Callable[[], object]) -> object | None:
+def _attempt(faults: list[StageResult], step: str, work: Callable[[], _T]) -> _T | None:
     """`work()`, or None with a fault of `step` added to `faults`."""
     try:
         return work()

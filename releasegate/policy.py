@@ -29,6 +29,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
 from releasegate.errors import PolicyError
 from releasegate.models import Severity
@@ -583,6 +584,8 @@ class PolicyLoader(yaml.SafeLoader):
             node = super().compose_node(parent, index)
         finally:
             self._depth -= 1
+        if node is None:  # PyYAML returns a node or raises; its type hints allow None
+            raise _Refused(event.start_mark, "no value where one was expected — check the indentation")
         if node.tag not in _JSON_TAGS:
             raise _Refused(node.start_mark, f"tag {node.tag} is not allowed in a policy (text, numbers, true/false, "
                                             "null, lists and mappings only) — remove the tag")
@@ -700,7 +703,7 @@ def _explain(file: Path, exc: ValidationError, lines: dict[tuple, int]) -> str:
 _UNION_TAGS = ("str", "int", "float", "bool", "list[str]", "[key]")
 
 
-def _explain_one(file: Path, err: dict[str, Any], lines: dict[tuple, int]) -> str:
+def _explain_one(file: Path, err: ErrorDetails, lines: dict[tuple, int]) -> str:
     is_key = "[key]" in err["loc"]
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and (
         p in _UNION_TAGS or p.startswith(("function-", "literal[")))))

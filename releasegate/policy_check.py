@@ -113,14 +113,14 @@ def _placeholder_scopes(policy: Policy) -> Iterator[tuple[tuple, str, frozenset[
         if env.python is not None:
             yield ("environment", "python"), env.python, none
         for i, dep in enumerate(env.dependencies):
-            loc = ("environment", "dependencies", i)
-            yield from _command(loc + ("start",), dep.start, everything)
-            yield from (((*loc, "env", k), v, everything) for k, v in dep.env.items())
+            dep_loc = ("environment", "dependencies", i)
+            yield from _command(dep_loc + ("start",), dep.start, everything)
+            yield from (((*dep_loc, "env", k), v, everything) for k, v in dep.env.items())
             for key in ("url", "tcp"):
                 if getattr(dep.health, key):
-                    yield (*loc, "health", key), getattr(dep.health, key), everything
+                    yield (*dep_loc, "health", key), getattr(dep.health, key), everything
             if dep.path is not None:
-                yield (*loc, "path"), dep.path, none
+                yield (*dep_loc, "path"), dep.path, none
     suite_scope = everything if env is not None else NO_PORT
     for i, suite in enumerate(policy.suites):
         loc = ("suites", i)

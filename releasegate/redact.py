@@ -65,7 +65,7 @@ _VALUE = re.compile(r"\"(?P<dq>[^\"\n]*)\"|'(?P<sq>[^'\n]*)'|(?P<bare>[^\s\"',;&
 
 _known: set[str] = set()
 _known_lock = threading.Lock()
-_known_cache: dict[str, tuple] = {}
+_known_cache: dict[str, tuple[int, list[str], list[str]]] = {}
 # short texts (fingerprints, states, subjects) recur, and what the audit appends was redacted just before
 SHORT_TEXT = 256
 SHORT_CACHE_ENTRIES = 50_000
@@ -73,7 +73,9 @@ _SECRETS = object()  # the key under which the cache keeps the secrets its answe
 _short_cache: dict[Any, Any] = {}
 _short_lock = threading.Lock()
 _PLAIN = (int, float, bool)
-_env_cache: dict[str, tuple] = {}
+# os.environ's raw keys and values (bytes on POSIX): the secret-named keys, and the secret values they held
+_env_cache: dict[str, tuple[tuple[Any, ...], tuple[Any, ...]]] = {}
+_env_values_cache: dict[str, tuple[tuple[Any, ...], list[str]]] = {}
 
 
 # --- the pass ----------------------------------------------------------------------------------------
@@ -187,9 +189,9 @@ def secret_env_values() -> list[str]:
         secret = tuple(raw for raw in names if looks_secret(os.environ.decodekey(raw)))
         _env_cache["names"] = cached = (names, secret)
     raw_values = tuple(data[raw] for raw in cached[1])
-    found = _env_cache.get("values")
+    found = _env_values_cache.get("values")
     if found is None or found[0] != raw_values:
-        _env_cache["values"] = found = (raw_values, _secret_env_scan())
+        _env_values_cache["values"] = found = (raw_values, _secret_env_scan())
     return found[1]
 
 
@@ -326,7 +328,8 @@ def _redact_assignments(text: str) -> str:
         if hit.start() < scanned:
             continue  # inside a key word already looked at
         start = _word_start(text, hit.start(), scanned)
-        scanned = _KEY_CHARS.match(text, hit.end()).end()
+        key_chars = _KEY_CHARS.match(text, hit.end())  # `*`: matches always, maybe empty
+        scanned = key_chars.end() if key_chars is not None else hit.end()
         key = _KEY.match(text, start) if start >= done else None
         if key is None or text.startswith(MASK, key.end()):
             continue

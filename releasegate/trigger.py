@@ -26,7 +26,12 @@ FINISHED = ("success", "failed", "canceled")
 
 
 class TriggerError(ReleaseGateError):
-    """Airflow could not be reached, refused the request, or the run could not be followed."""
+    """Airflow could not be reached, refused the request, or the run could not be followed (``run_id``: the
+    DAG run it was about, once there is one)."""
+
+    def __init__(self, message: str, run_id: str | None = None) -> None:
+        super().__init__(message)
+        self.run_id = run_id
 
 
 @dataclass(frozen=True)
@@ -129,9 +134,7 @@ def wait(api: AirflowApi, run_id: str, timeout_s: float, interval_s: float = 2.0
 
 
 def _lost(run_id: str, message: str) -> TriggerError:
-    error = TriggerError(message)
-    error.run_id = run_id
-    return error
+    return TriggerError(message, run_id=run_id)
 
 
 class RunNotStarted(TriggerError):

@@ -283,8 +283,8 @@ def post(target: SlackTarget, payload: dict[str, Any]) -> NotifyOutcome:
     from slack_sdk.errors import SlackApiError
 
     counter = _AttemptCounter()
-    client = WebClient(token=target.token, timeout=TIMEOUT_S, retry_handlers=counter.handlers(),
-                       **({"base_url": target.base_url} if target.base_url else {}))
+    client = WebClient(token=target.token, base_url=target.base_url or WebClient.BASE_URL, timeout=TIMEOUT_S,
+                       retry_handlers=counter.handlers())
     try:
         response = client.chat_postMessage(**payload)
     except SlackApiError as exc:
@@ -294,7 +294,8 @@ def post(target: SlackTarget, payload: dict[str, Any]) -> NotifyOutcome:
         return _failed(payload, counter.attempts, f"{type(exc).__name__}: {exc}", None)
     log.info("Slack: posted to %s in %d attempt(s) (ts %s; token from %s)",
              payload.get("channel"), counter.attempts, response.get("ts"), target.source)
-    return NotifyOutcome("sent", counter.attempts, payload, response=dict(response.data))
+    body = dict(response.data) if isinstance(response.data, dict) else {"body": str(response.data)}
+    return NotifyOutcome("sent", counter.attempts, payload, response=body)
 
 
 def write_json(path: Path, data: Any) -> Path:
@@ -377,7 +378,7 @@ class _AttemptCounter:
     def _counting(self, base: type) -> type:
         counter = self
 
-        class Counting(base):  # type: ignore[misc, valid-type]
+        class Counting(base):
             def prepare_for_next_attempt(self, **kwargs: Any) -> None:
                 counter.retries += 1
                 super().prepare_for_next_attempt(**kwargs)

@@ -126,7 +126,7 @@ _HEADER = re.compile(r"^ {4}(name|alertname|expr): ")
 
 def _starts_block(line: str, previous: str) -> bool:
     header = _HEADER.match(line)
-    return bool(header) and (header[1] == "name" or not previous.lstrip().startswith("name: "))
+    return header is not None and (header[1] == "name" or not previous.lstrip().startswith("name: "))
 
 
 _NAME = re.compile(r"^\s*name: (?P<name>.*),\s*$")

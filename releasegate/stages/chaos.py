@@ -31,7 +31,7 @@ from releasegate.environment import Environment, child_pythonpath
 from releasegate.errors import StageError
 from releasegate.fingerprint import fingerprint
 from releasegate.models import Artifact, Finding, Metric, StageResult, Status
-from releasegate.policy import ChaosExperiment, Policy
+from releasegate.policy import Chaos, ChaosExperiment, Policy
 from releasegate.stages.base import ToolRun, find_tool, fresh_folder, guarded, last_error_line, now, run_tool
 
 log = logging.getLogger("releasegate")
@@ -220,20 +220,20 @@ def run(policy: Policy, ctx: RunContext, env: Environment | None) -> StageResult
     spec = policy.chaos
     if spec is None:
         raise StageError(f"{policy.path}: no 'chaos' section — nothing to run")
-    return guarded(STAGE, KIND, spec.required, lambda started: _run(policy, ctx, env, started))
+    return guarded(STAGE, KIND, spec.required, lambda started: _run(policy, spec, ctx, env, started))
 
 
-def _run(policy: Policy, ctx: RunContext, env: Environment | None, started: datetime) -> StageResult:
+def _run(policy: Policy, spec: Chaos, ctx: RunContext, env: Environment | None, started: datetime) -> StageResult:
     if env is None:
         raise StageError("chaos needs the running service: provisioning did not start it (see the provision stage)")
     binary = find_tool("chaos")
     folder = fresh_folder(ctx.evidence / "chaos")
-    files = {exp.name: load_experiment(policy.resolve(exp.file)) for exp in policy.chaos.experiments}
-    outcomes = {exp.name: run_experiment(binary, policy, exp, files[exp.name], env, folder)
-                for exp in policy.chaos.experiments}
+    files = {exp.name: load_experiment(policy.resolve(exp.file)) for exp in spec.experiments}
+    outcomes = {exp.name: run_experiment(binary, policy, spec, exp, files[exp.name], env, folder)
+                for exp in spec.experiments}
     entries = [e for name, o in outcomes.items() for e in timeline(name, o, started)]
     (folder / "timeline.json").write_text(json.dumps(entries, indent=2), encoding="utf-8")
-    return _result(policy, outcomes, folder, started)
+    return _result(spec, outcomes, folder, started)
 
 
 def load_experiment(path: Path) -> dict:
@@ -249,7 +249,7 @@ def load_experiment(path: Path) -> dict:
     return doc
 
 
-def run_experiment(binary: str, policy: Policy, exp: ChaosExperiment, doc: dict, env: Environment,
+def run_experiment(binary: str, policy: Policy, spec: Chaos, exp: ChaosExperiment, doc: dict, env: Environment,
                    folder: Path) -> ExperimentOutcome:
     journal = folder / f"{exp.name}.journal.json"
     journal.unlink(missing_ok=True)
@@ -259,7 +259,7 @@ def run_experiment(binary: str, policy: Policy, exp: ChaosExperiment, doc: dict,
     argv = [binary, "--no-version-check", "--settings", str(settings), "--log-file", str(folder / f"{exp.name}.log"),
             "run", "--journal-path", str(journal), "--rollback-strategy", "always",
             *var_args(chaos_vars(env), declared), str(policy.resolve(exp.file))]
-    result = run_tool(argv, cwd=folder, timeout_s=policy.chaos.timeout_s, env=chaos_env(),
+    result = run_tool(argv, cwd=folder, timeout_s=spec.timeout_s, env=chaos_env(),
                       log_to=folder / f"{exp.name}.output.log", ok=CHAOS_OK)
     outcome = parse_journal(read_journal(journal, last_error_line(result.stderr, result.stdout)))
     check_status(result, outcome, journal)
@@ -312,8 +312,8 @@ def read_journal(path: Path, output: str) -> dict:
         raise StageError(f"chaos journal {path} cannot be read: {exc}") from None
 
 
-def _result(policy: Policy, outcomes: dict[str, ExperimentOutcome], folder: Path, started: datetime) -> StageResult:
-    specs = {exp.name: exp for exp in policy.chaos.experiments}
+def _result(spec: Chaos, outcomes: dict[str, ExperimentOutcome], folder: Path, started: datetime) -> StageResult:
+    specs = {exp.name: exp for exp in spec.experiments}
     findings = [f for name, o in outcomes.items() for f in findings_for(name, specs[name], o)]
     metrics = [m for name, o in outcomes.items() for m in metrics_for(name, o)]
     broken = [name for name, o in outcomes.items() if o.status in ("aborted", "interrupted") and specs[name].required]
@@ -323,7 +323,7 @@ def _result(policy: Policy, outcomes: dict[str, ExperimentOutcome], folder: Path
                f"timeline: {folder / 'timeline.json'}")
     status = Status.error if broken else (Status.failed if findings else Status.passed)
     log.info("%s", summary)
-    return StageResult(stage=STAGE, kind=KIND, status=status, required=policy.chaos.required, started=started,
+    return StageResult(stage=STAGE, kind=KIND, status=status, required=spec.required, started=started,
                        finished=now(), summary=summary, metrics=metrics, findings=findings, artifacts=artifacts,
                        error=f"experiment(s) {', '.join(broken)} were aborted or interrupted: the evidence is "
                              "incomplete — see their journals" if broken else None)

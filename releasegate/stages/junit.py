@@ -36,17 +36,19 @@ def parse_junit(text: str, source: str = "junit.xml") -> list[TestCase]:
 def iter_junit(document: Path | IO, source: str | None = None) -> Iterator[CaseRow]:
     """Each ``<testcase>`` of the document as it is read; StageError when it is not (whole) JUnit XML."""
     source = source or str(document)
+    root: ET.Element | None = None
     try:
-        events = ET.iterparse(document)  # "end" events only: the root is checked when it ends
-        for _event, node in events:
+        for _event, node in ET.iterparse(document):  # "end" events only: the root ends last, and is checked then
             if node.tag == "testcase":
                 yield _row(node)
                 node.clear()
             elif node.tag == "testsuite":
                 node.clear()
-        root = events.root
+            root = node
     except ET.ParseError as exc:
         raise StageError(f"{source}: JUnit XML cannot be read ({exc}) — the test run was probably cut short") from None
+    if root is None:  # iterparse raises on a document without an element; this keeps that promise explicit
+        raise StageError(f"{source}: JUnit XML has no element — the test run was probably cut short")
     if root.tag not in ("testsuites", "testsuite"):
         raise StageError(f"{source}: not JUnit XML (root element <{root.tag}>)")
 

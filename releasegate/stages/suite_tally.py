@@ -35,7 +35,8 @@ class SuiteTally:
         self.counts: Counter[str] = Counter()          # of the spooled cases: passed, skipped
         self.groups: dict[str, list[int]] = {}        # module -> [passed, skipped, duration in ms] of spooled cases
         self._order: dict[str, int] = {}
-        self._sample, self._spooled = sample, {}
+        self._sample = sample
+        self._spooled: dict[int, str] = {}               # hash of a spooled case's node id -> its outcome
         self.spool = spool
         self._out = spool.open("w", encoding="utf-8", newline="\n") if spool is not None else None
 
@@ -72,7 +73,7 @@ class SuiteTally:
 
     def close(self) -> None:
         """Finish the spool file and redact it in place (the passing cases' ids and skip reasons)."""
-        if self._out is not None:
+        if self._out is not None and self.spool is not None:  # the spool is open only when there is one
             self._out.close()
             self._out = None
             redact_file(self.spool, self.spool)
