@@ -10,7 +10,7 @@ export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__UNIT_TEST_MODE := False
 
-.PHONY: install system-deps demo test lint bench bench-engine migrate clean
+.PHONY: install system-deps demo test test-unit test-integration test-e2e lint typecheck bench bench-engine migrate clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,11 +26,23 @@ system-deps:
 demo: install
 	$(BIN)/python scripts/demo.py
 
-test: install lint
+test: install lint typecheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-unit: install lint typecheck  # no I/O, about 2 minutes
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+test-integration: install lint typecheck  # real databases (SQLite and PostgreSQL) and real tools
+	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
+
+test-e2e: install lint typecheck  # the DAG's parse guards and structure, then the demo end to end
+	$(BIN)/python -m pytest tests/dags tests/e2e $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check releasegate persistence dags plugins tests bench scripts
+
+typecheck: install  # mypy as configured in pyproject.toml (strict on the core domain), cached in .mypy_cache
+	$(BIN)/python -m mypy
 
 bench: install
 	$(BIN)/python bench/run.py
