@@ -14,6 +14,7 @@ from sqlalchemy import create_engine, text
 
 from persistence import UnitOfWork, engine_from_url
 from persistence.migrate import ensure_schema
+from tests.support.builders import finding_record
 
 pytestmark = pytest.mark.postgres
 
@@ -33,14 +34,9 @@ def pg_db(pg_url):
     return pg_url
 
 
-def finding(fingerprint: str) -> dict:
-    return {"fingerprint": fingerprint, "kind": "sast", "rule": fingerprint, "severity": "high", "title": fingerprint,
-            "location": "app.py", "evidence": "", "blocking": True, "data": {}}
-
-
 def stage(name: str, fingerprints: list[str], at: datetime) -> dict:
     return {"stage": name, "kind": "sast", "status": "failed", "started": at, "finished": at + timedelta(seconds=5),
-            "findings": [finding(fp) for fp in fingerprints]}
+            "findings": [finding_record(fp) for fp in fingerprints]}
 
 
 def gate_run(url: str, index: int, barrier, errors) -> None:

@@ -17,6 +17,7 @@ from persistence.lifecycle import purge
 from persistence.migrate import current, downgrade, upgrade
 from releasegate import store
 from releasegate.cli import main
+from tests.support.builders import finding_record
 from tests.support.db import table_names
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -43,20 +44,16 @@ def record_run(uow, run_id: str, started: datetime, decision: str, evidence_dir:
     uow.runs.upsert({"run_id": run_id, "service": "orders", "version": run_id, "started_at": started,
                      "evidence_dir": evidence_dir or f"/nonexistent/{run_id}"})
     uow.stages.upsert(run_id, {"stage": "semgrep", "kind": "sast", "status": "failed", "started": started,
-                               "finished": started, "findings": [_finding(f"fp-{run_id}")],
+                               "finished": started, "findings": [finding_record(f"fp-{run_id}")],
                                "test_cases": [{"node_id": "t::a", "outcome": "passed"}]})
     uow.verdicts.upsert(run_id, {"decision": decision, "reasons": [], "decided_at": started})
     uow.notifications.upsert(run_id, "#releases", {"text": decision}, "sent", 1)
     uow.runs.finish(run_id, "finished", decision, started)
 
 
-def _finding(fingerprint: str) -> dict:
-    return {"fingerprint": fingerprint, "kind": "sast", "rule": "r", "severity": "high", "title": fingerprint}
-
-
 def defect(uow, run_id: str, fingerprint: str, state: str) -> None:
     stage = f"scan-{fingerprint}"  # one stage per defect: a run that completes it fixes only this one
-    uow.defects.observe("orders", run_id, [_finding(fingerprint) | {"stage": stage}], {stage}, OLD)
+    uow.defects.observe("orders", run_id, [finding_record(fingerprint) | {"stage": stage}], {stage}, OLD)
     if state == "fixed":
         uow.defects.observe("orders", f"{run_id}-later", [], {stage}, OLD + timedelta(days=1))
 

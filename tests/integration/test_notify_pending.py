@@ -13,6 +13,7 @@ from releasegate.context import RunContext
 from releasegate.models import Decision, Verdict
 from releasegate.notify.slack import build_message, notify
 from releasegate.policy import Slack
+from tests.support.builders import run_context
 from tests.support.slack_server import SlackServer
 
 TOKEN = "xoxb-test-4242-pending"
@@ -37,8 +38,8 @@ def slack(monkeypatch, cli_db):
 def context(tmp_path, run_id: str, service: str = "shop", version: str = "1.4.2") -> RunContext:
     evidence = tmp_path / run_id
     evidence.mkdir(parents=True, exist_ok=True)
-    return RunContext(run_id=run_id, service=service, version=version, policy_path=str(tmp_path / "gate.yaml"),
-                      evidence_dir=str(evidence), workspace=str(tmp_path / "work"), started=T0)
+    return run_context(tmp_path, run_id=run_id, service=service, version=version, evidence_dir=str(evidence),
+                       started=T0)
 
 
 def failed_notification(tmp_path, run_id: str, service: str = "shop", channel: str = "#releases",

@@ -15,6 +15,7 @@ from persistence.engine import connection_to_url
 from persistence.migrate import ensure_schema
 from persistence.tables import FindingRow, NotificationRow, Run, StageResultRow, TestCaseRow, VerdictRow
 from releasegate.models import Decision, Finding, Reason, Severity, StageResult, Status, Verdict
+from tests.support.builders import stage_result
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -31,14 +32,13 @@ def finding(rule: str, severity: Severity = Severity.high) -> Finding:
 
 
 def stage_dict(name: str = "semgrep", rules: tuple[str, ...] = ("sqli", "xss")) -> dict:
-    result = StageResult(stage=name, kind="sast", status=Status.failed, started=T0, finished=T0 + timedelta(seconds=9),
-                         attempts=2, summary=f"{name}: {len(rules)} findings",
-                         findings=[finding(r) for r in rules])
+    result = stage_result(name, "sast", Status.failed, started=T0, seconds=9, attempts=2,
+                          summary=f"{name}: {len(rules)} findings", findings=[finding(r) for r in rules])
     return result.model_dump(mode="json")
 
 
 def suite_dict(cases: list[dict]) -> dict:
-    result = StageResult(stage="pytest[unit]", kind="suite", status=Status.passed, started=T0, finished=T0)
+    result = stage_result("pytest[unit]", "suite", started=T0)
     return result.model_dump(mode="json") | {"test_cases": cases}
 
 

@@ -2,18 +2,16 @@
 
 import json
 import logging
-from datetime import UTC, datetime
 
 import pytest
 
-from releasegate.context import RunContext
-from releasegate.models import Decision, Reason, Severity, Verdict
+from releasegate.models import Decision, Reason, Severity
 from releasegate.notify.slack import PAYLOAD_FILE, RESPONSE_FILE, build_message, notify
 from releasegate.policy import Slack
+from tests.support import builders
 from tests.support.slack_server import SlackServer
 
 TOKEN = "xoxb-test-4242-abcdef"
-T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 LINK = "https://gate.example/reports/shop/1.4.2/report.html"
 CFG = Slack(channel="#releases")
 
@@ -22,14 +20,12 @@ CFG = Slack(channel="#releases")
 def ctx(tmp_path):
     evidence = tmp_path / "evidence"
     evidence.mkdir()
-    return RunContext(run_id="rg-20250301T120000Z-abc123", service="shop", version="1.4.2",
-                      policy_path=str(tmp_path / "gate.yaml"), evidence_dir=str(evidence),
-                      workspace=str(tmp_path / "work"), started=T0)
+    return builders.run_context(tmp_path, evidence_dir=str(evidence))
 
 
 @pytest.fixture
 def verdict():
-    return Verdict(decision=Decision.NO_GO, decided_at=T0, reasons=[
+    return builders.verdict(Decision.NO_GO, [
         Reason(stage="locust", message="p95 over budget on /search", severity=Severity.high,
                value=312, threshold=250, fingerprint="b" * 32)])
 

@@ -3,6 +3,7 @@ quotes it (counts, measured values, the advisory data); a stage the verdict expe
 evidence'; a check the policy does not plan says so."""
 
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pytest
 
@@ -13,17 +14,14 @@ from releasegate.models import (
     Metric,
     Reason,
     Severity,
-    StageResult,
     Status,
-    Verdict,
 )
 from releasegate.report import NOT_PLANNED, readiness_checklist
+from tests.support import builders
 
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
-
-
-def stage(name, kind, status=Status.passed, **kw):
-    return StageResult(stage=name, kind=kind, status=status, started=T0, finished=T0 + timedelta(seconds=3), **kw)
+stage = partial(builders.stage_result, started=T0, seconds=3)  # stage(name, kind, status, **fields)
+verdict = partial(builders.verdict, decided_at=T0 + timedelta(minutes=1))  # verdict(decision=GO, reasons=())
 
 
 def suite(name, passed, failed=0, errors=0, skipped=0, **kw):
@@ -31,10 +29,6 @@ def suite(name, passed, failed=0, errors=0, skipped=0, **kw):
     return stage(f"pytest[{name}]", "unit", kw.pop("status", Status.failed if failed else Status.passed),
                  metrics=[Metric(name=f"tests_{k}", value=v) for k, v in counts.items()] + kw.pop("metrics", []),
                  summary=f"pytest[{name}]: {passed} passed; junit: /e/pytest/{name}", **kw)
-
-
-def verdict(decision=Decision.GO, reasons=()):
-    return Verdict(decision=decision, decided_at=T0 + timedelta(minutes=1), reasons=list(reasons))
 
 
 def blocking(kind, title):

@@ -4,12 +4,10 @@ Markdown renderer), never a mention, a link or live HTML."""
 import json
 import re
 from collections import Counter
-from datetime import UTC, datetime, timedelta
 
 import pytest
 from markdown_it import MarkdownIt
 
-from releasegate.context import RunContext
 from releasegate.models import (
     AppliedWaiver,
     Decision,
@@ -23,8 +21,9 @@ from releasegate.models import (
 )
 from releasegate.notify.slack import build_message
 from releasegate.report import compile_report, md_cell
+from tests.support import builders
+from tests.support.builders import T0, run_context, stage_result
 
-T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 SAFE_LINK = "https://gate.example/reports/shop/1.4.2/rg-1/report.html"
 HOSTILE = [
     "<!channel> deploy now",
@@ -48,14 +47,12 @@ def hostile_verdict(names: list[str] = HOSTILE) -> Verdict:
     defects = [DefectChange(fingerprint=f"{i:032x}", title=text, state="new") for i, text in enumerate(names)]
     waivers = [AppliedWaiver(id=1, fingerprint="a" * 32, reason=names[0], approver=names[2],
                              requested_by=names[5], expires_on="2025-04-01", title=names[4])]
-    return Verdict(decision=Decision.NO_GO, decided_at=T0, reasons=reasons, defects=defects, waivers=waivers)
+    return builders.verdict(Decision.NO_GO, reasons, defects=defects, waivers=waivers)
 
 
 @pytest.fixture
 def ctx(tmp_path):
-    return RunContext(run_id="rg-20250301T120000Z-abc123", service="shop", version="1.4.2<!channel>&<@U1>",
-                      policy_path=str(tmp_path / "gate.yaml"), evidence_dir=str(tmp_path / "evidence"),
-                      workspace=str(tmp_path / "work"), started=T0)
+    return run_context(tmp_path, version="1.4.2<!channel>&<@U1>")
 
 
 # --- Slack -------------------------------------------------------------------------------------------------------
@@ -91,8 +88,7 @@ def test_the_link_block_escapes_an_ampersand_in_the_url(ctx):
 def hostile_results(names: list[str]) -> list[StageResult]:
     findings = [Finding(kind="test", rule=text, severity=Severity.high, title=text, location=text,
                         fingerprint=f"{i:032x}") for i, text in enumerate(names)]
-    return [StageResult(stage="pytest[unit]", kind="suite", status=Status.failed, started=T0,
-                        finished=T0 + timedelta(seconds=1), summary=names[5], findings=findings)]
+    return [stage_result("pytest[unit]", "suite", Status.failed, seconds=1, summary=names[5], findings=findings)]
 
 
 def rendered_results_md(ctx, names: list[str] = HOSTILE) -> tuple[str, str]:

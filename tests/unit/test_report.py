@@ -2,11 +2,11 @@
 
 import hashlib
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
+from functools import partial
 
 import pytest
 
-from releasegate.context import RunContext
 from releasegate.models import (
     Artifact,
     Decision,
@@ -14,7 +14,6 @@ from releasegate.models import (
     Metric,
     Reason,
     Severity,
-    StageResult,
     Status,
     Verdict,
 )
@@ -25,13 +24,11 @@ from releasegate.report import (
     remediation,
     risk_register,
 )
+from tests.support import builders
+from tests.support.builders import T0, run_context, stage_result
 
-T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 CANARY = "xoxb-canary-123456-abcdef"
-
-
-def stage(name, kind, status=Status.passed, **kw):
-    return StageResult(stage=name, kind=kind, status=status, started=T0, finished=T0 + timedelta(seconds=12.5), **kw)
+stage = partial(stage_result, seconds=12.5)  # stage(name, kind, status, **fields): each took 12.5 s
 
 
 def failing_test_finding():
@@ -62,21 +59,18 @@ def results_all_stages():
 
 
 def verdict_no_go(reasons=None):
-    return Verdict(decision=Decision.NO_GO, decided_at=T0 + timedelta(minutes=5), policy_digest="sha256:abc",
-                   reasons=reasons if reasons is not None else [
-                       Reason(stage="locust", message="p95 over budget", severity=Severity.high,
-                              fingerprint="b" * 32, value=312, threshold=250),
-                       Reason(stage="pytest[integration]", message="test_search failed",
-                              severity=Severity.critical, fingerprint="f" * 32),
-                       Reason(stage="semgrep", message="low-severity note", severity=Severity.low),
-                   ])
+    return builders.verdict(Decision.NO_GO, reasons if reasons is not None else [
+        Reason(stage="locust", message="p95 over budget", severity=Severity.high,
+               fingerprint="b" * 32, value=312, threshold=250),
+        Reason(stage="pytest[integration]", message="test_search failed",
+               severity=Severity.critical, fingerprint="f" * 32),
+        Reason(stage="semgrep", message="low-severity note", severity=Severity.low),
+    ], decided_at=T0 + timedelta(minutes=5), policy_digest="sha256:abc")
 
 
 @pytest.fixture
 def ctx(tmp_path):
-    return RunContext(run_id="rg-20250301T120000Z-abc123", service="shop", version="1.4.2",
-                      policy_path=str(tmp_path / "gate.yaml"), evidence_dir=str(tmp_path / "evidence"),
-                      workspace=str(tmp_path / "work"), started=T0)
+    return run_context(tmp_path)
 
 
 def compile_default(ctx, results=None, verdict=None, defects=None):

@@ -1,28 +1,20 @@
 """build_message(): the Block Kit payload that tells people what to do."""
 
 import json
-from datetime import UTC, datetime
 
 import pytest
 
-from releasegate.context import RunContext
-from releasegate.models import Decision, Reason, Severity, Verdict
+from releasegate.models import Decision, Reason, Severity
 from releasegate.notify.slack import build_message
+from tests.support.builders import run_context, verdict
 
-T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 CANARY = "xoxb-canary-123456-abcdef"
 LINK = "https://gate.example/reports/shop/1.4.2/rg-1/report.html"
 
 
 @pytest.fixture
 def ctx(tmp_path):
-    return RunContext(run_id="rg-20250301T120000Z-abc123", service="shop", version="1.4.2",
-                      policy_path=str(tmp_path / "gate.yaml"), evidence_dir=str(tmp_path / "evidence"),
-                      workspace=str(tmp_path / "work"), started=T0)
-
-
-def verdict(decision, reasons=()):
-    return Verdict(decision=decision, decided_at=T0, reasons=list(reasons))
+    return run_context(tmp_path)
 
 
 def reason(i, severity=Severity.high, **kw):

@@ -4,19 +4,15 @@ from datetime import UTC, datetime
 
 import pytest
 
-from releasegate.models import AppliedWaiver, Decision, Finding, Severity, StageResult, Status
+from releasegate.models import AppliedWaiver, Decision, Severity, StageResult, Status
 from releasegate.verdict import ExpectedStage, decide
+from tests.support.builders import finding, stage_result
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
 def result(stage: str, status: Status = Status.passed, findings=(), empty=False, error=None) -> StageResult:
-    return StageResult(stage=stage, kind="x", status=status, started=NOW, finished=NOW, findings=list(findings),
-                       evidence_empty=empty, error=error)
-
-
-def finding(fp: str, blocking: bool = True, severity: Severity = Severity.high) -> Finding:
-    return Finding(kind="sast", rule="r", severity=severity, title=f"finding {fp}", fingerprint=fp, blocking=blocking)
+    return stage_result(stage, "x", status, started=NOW, findings=findings, evidence_empty=empty, error=error)
 
 
 EXPECTED = [ExpectedStage("a"), ExpectedStage("b"), ExpectedStage("opt", required=False)]
