@@ -10,6 +10,7 @@ import getpass
 import json
 import logging
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +25,7 @@ from releasegate.errors import ReleaseGateError
 
 log = logging.getLogger("releasegate")
 MIN_PREFIX = 8
+FULL_FINGERPRINT = re.compile(r"[0-9a-f]{32}")
 
 
 class AdminError(ReleaseGateError):
@@ -74,6 +76,15 @@ def resolve_fingerprint(uow, service: str, given: str) -> str:
                      f"{', ...' if len(matches) > 5 else ''}) — give more characters")
 
 
+def full_fingerprint(given: str) -> str:
+    """A whole finding fingerprint as the gate writes them (32 lowercase hex digits), for a defect not seen yet."""
+    given = given.strip()
+    if not FULL_FINGERPRINT.fullmatch(given):
+        raise AdminError(f"fingerprint {given!r} is not a full fingerprint: a finding not seen in this database yet "
+                         "is named by all 32 hex digits of its fingerprint (the report, evidence.json)")
+    return given
+
+
 def parse_day(text: str) -> date:
     try:
         return date.fromisoformat(text)
@@ -89,14 +100,18 @@ def caller() -> dict[str, str]:
 
 
 def waive(fingerprint: str, service: str, reason: str, requested_by: str, approver: str, expires: date,
-          at: datetime | None = None, policy: str | None = None) -> dict[str, Any]:
-    """Grant a waiver under the rules of ``releasegate.waiver_rules`` and the service's ``waivers.max_days``."""
+          at: datetime | None = None, policy: str | None = None, unseen: bool = False) -> dict[str, Any]:
+    """Grant a waiver under the rules of ``releasegate.waiver_rules`` and the service's ``waivers.max_days``.
+
+    ``unseen``: the finding need not be a known defect of this database yet (a fresh one, as in CI), so the
+    fingerprint is taken as given, and must then be a full one; it starts waived when first seen.
+    """
     at = at or now()
     max_days = waiver_max_days(service, policy)
     with refusals():
         grant = waiver_rules.check_grant(reason, requested_by, approver, expires, at, max_days)
     with store.unit_of_work() as uow, refusals():
-        full = resolve_fingerprint(uow, service, fingerprint)
+        full = full_fingerprint(fingerprint) if unseen else resolve_fingerprint(uow, service, fingerprint)
         waiver = uow.waivers.grant(service, full, grant.reason, grant.requested_by, grant.approver,
                                    grant.expires_on, at, caller=caller())
         uow.commit()

@@ -285,3 +285,19 @@ def test_grant_and_revoke_store_canonical_names_and_record_who_ran_the_command(c
     assert [(e["kind"], e["actor"], e["payload"]["caller"]) for e in events] == [
         ("waiver.granted", "bob", expected_caller), ("waiver.revoked", "carol", expected_caller)]
     assert cli(capsys, "audit", "verify")[0] == 0
+
+
+def test_a_finding_not_seen_yet_is_waived_by_its_full_fingerprint_only(cli_db):
+    """A fresh database (CI's, for the self-gate): the waiver is granted before the finding's first sighting."""
+    from releasegate import admin
+
+    unseen = "0f" * 16
+    args = ("orders", "reviewed: not reachable", "alice", "bob", date.fromisoformat(IN_A_MONTH))
+    granted = admin.waive(unseen, *args, unseen=True)
+    with pytest.raises(admin.AdminError, match="not a full fingerprint"):
+        admin.waive(unseen[:12], *args, unseen=True)
+    with pytest.raises(admin.AdminError, match="no defect of service 'orders'"):
+        admin.waive("1e" * 16, *args)
+
+    assert (granted["fingerprint"], granted["status"], granted["approver"]) == (unseen, "active", "bob")
+    assert [w["fingerprint"] for w in waiver_rows_and_events()[0]] == [unseen]
