@@ -234,9 +234,17 @@ def _trigger(args: argparse.Namespace, trigger) -> int:
 
 def _describe(data: dict) -> str:
     lines = [f"{data['service']} {data['version']}: {data['decision']}  (run {data['run_id']})"]
-    lines += [f"  - [{r['severity']}] {r['stage']}: {r['message']}" for r in data["reasons"]]
+    lines += [f"  - [{r['severity']}] {r['stage']}: {r['message']}{_where(r)}" for r in data["reasons"]]
+    lines += [f"  waived #{w['id']} ({w['fingerprint'][:12]}) until {w['expires_on']}, approved by {w['approver']}: "
+              f"{w['title']}" for w in data.get("waivers", [])]
     lines.append(f"  report: {data['report']}")
     return "\n".join(lines)
+
+
+def _where(reason: dict) -> str:
+    """Where a finding is (`app/db.py:12`, a test's node id), when its message does not already say."""
+    where = reason.get("evidence") or ""
+    return f" ({where})" if where and where not in reason["message"] else ""
 
 
 def cmd_policy_check(args: argparse.Namespace) -> int:
