@@ -17,12 +17,13 @@ import hashlib
 import json
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
+from json.encoder import encode_basestring  # what json.dumps(ensure_ascii=False) uses
 from typing import Any
 
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from persistence.bulk import insert_rows
+from persistence.bulk import flat_json, insert_rows, quiet_gc
 from persistence.locks import advisory_lock
 from persistence.tables import AuditEventRow, AuditHeadRow
 from persistence.upsert import upsert
@@ -49,8 +50,43 @@ def canonical_json(value: Any) -> str:
 
 
 def event_hash(prev_hash: str, event: dict[str, Any]) -> str:
-    body = canonical_json({k: event[k] for k in _HASHED})
-    return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
+    return hashlib.sha256((prev_hash + _hashed_body(event)).encode("utf-8")).hexdigest()
+
+
+class _NotPlain(Exception):
+    pass
+
+
+def _hashed_body(event: dict[str, Any]) -> str:
+    """``canonical_json`` of the hashed fields, written out directly for the usual event (text, ids, a datetime,
+    a flat payload of plain values): the same text, without a generic encoder per event."""
+    try:
+        payload = event["payload"]
+        if type(payload) is not dict or not _flat_plain(payload):
+            raise _NotPlain
+        return (f'{{"actor":{_plain(event["actor"])},"at":{_plain(event["at"])},'
+                f'"event_key":{_plain(event["event_key"])},"id":{_plain(event["id"])},"kind":{_plain(event["kind"])},'
+                f'"payload":{flat_json(payload, sort_keys=True)},"run_id":{_plain(event["run_id"])},'
+                f'"subject":{_plain(event["subject"])}}}')
+    except _NotPlain:
+        return canonical_json({k: event[k] for k in _HASHED})
+
+
+def _plain(value: Any) -> str:
+    if value is None:
+        return "null"
+    kind = type(value)
+    if kind is str:
+        return encode_basestring(value)
+    if kind is int:
+        return int.__repr__(value)
+    if kind is datetime:
+        return encode_basestring(_json_default(value))
+    raise _NotPlain
+
+
+def _flat_plain(payload: dict[str, Any]) -> bool:
+    return all(type(k) is str and (v is None or type(v) in _PLAIN) for k, v in payload.items())
 
 
 class AuditRepository:
@@ -64,10 +100,11 @@ class AuditRepository:
                                     "run_id": run_id, "actor": actor, "key": key}])
         return stored[0] if stored else None
 
-    def append_many(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def append_many(self, events: list[dict[str, Any]], redacted: bool = False) -> list[dict[str, Any]]:
         """Add events (each with kind, subject, payload, at and optionally run_id, actor, key) at the end of the
         chain, in order, in one bulk insert; events whose key was appended before are left out. Returns the
-        appended rows.
+        appended rows. ``redacted``: the caller has passed subject, payload, actor and key through the gate's
+        redaction already (a scrubbing repository does not go over them again).
 
         The chain lock is taken here and held to the end of the transaction: call this last in a unit of work,
         once, so the lock is held only for the append itself."""
@@ -79,11 +116,12 @@ class AuditRepository:
             return []
         head_id, prev_hash = self._head()
         rows = []
-        for event_id, event in zip(self._next_ids(len(fresh), head_id), fresh, strict=True):
-            row = _row(event_id, event, prev_hash)
-            prev_hash = row["hash"]
-            rows.append(row)
-        insert_rows(self.session, _EVENT, _COLUMNS, (tuple(r[c] for c in _COLUMNS) for r in rows))
+        with quiet_gc():
+            for event_id, event in zip(self._next_ids(len(fresh), head_id), fresh, strict=True):
+                row = _row(event_id, event, prev_hash)
+                prev_hash = row["hash"]
+                rows.append(row)
+            insert_rows(self.session, _EVENT, _COLUMNS, (tuple(r[c] for c in _COLUMNS) for r in rows))
         upsert(self.session, AuditHeadRow.__table__, {"id": 1, "last_id": rows[-1]["id"], "hash": prev_hash}, ["id"])
         return rows
 
@@ -91,6 +129,10 @@ class AuditRepository:
         """The events whose key is new (to the database and to the batch)."""
         keys = [e["key"] for e in events if e.get("key") is not None]
         known: set[str] = set()
+        if keys and self.session.get_bind().dialect.name == "postgresql":  # one statement, the keys as one array
+            known.update(self.session.scalars(text("SELECT event_key FROM audit_events WHERE event_key = ANY(:keys)"),
+                                              {"keys": keys}))
+            keys = []
         for chunk in (keys[i:i + 500] for i in range(0, len(keys), 500)):
             known.update(self.session.scalars(select(_EVENT.c.event_key).where(_EVENT.c.event_key.in_(chunk))))
         return self._first_of_each(events, known)
@@ -140,7 +182,8 @@ class AuditRepository:
         """Recompute the chain: {ok, checked, first_bad_id, problem}. Appends wait while it reads."""
         advisory_lock(self.session, CHAIN_LOCK, shared=True)
         head_id, head_hash = self._head()
-        checked, prev = 0, {"id": None, "hash": GENESIS}
+        checked = 0
+        prev: dict[str, Any] = {"id": None, "hash": GENESIS}
         for event in self._stream():
             problem = _link_problem(prev, event) or _hash_problem(prev["hash"], event)
             if problem is None and head_id is not None and event["id"] > head_id:
@@ -172,7 +215,8 @@ def _as_read_back(payload: dict[str, Any]) -> dict[str, Any]:
     """The payload as the database will give it back: a flat one of plain values is that already."""
     if all(type(k) is str and (v is None or type(v) in _PLAIN) for k, v in payload.items()):
         return dict(payload)
-    return json.loads(canonical_json(payload))
+    read_back: dict[str, Any] = json.loads(canonical_json(payload))
+    return read_back
 
 
 def _link_problem(prev: dict[str, Any], event: dict[str, Any]) -> str | None:

@@ -11,18 +11,57 @@ These are plain inserts: the caller deletes what a re-run would replace first, i
 
 from __future__ import annotations
 
+import gc
 import io
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from itertools import islice
+from operator import call
 from typing import Any
 
-from sqlalchemy import JSON, Table
+from sqlalchemy import JSON, Connection, Table
 from sqlalchemy.orm import Session
 
 BATCH = 5_000
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+@contextmanager
+def quiet_gc() -> Iterator[None]:
+    """No cyclic garbage collection while a bulk write builds its rows: tens of thousands of fresh dicts and
+    tuples (none of them in a cycle) otherwise set off collection after collection, which costs more than the
+    write itself. Collection resumes as it was when the block ends."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+_FLAT_JSON: dict[tuple[Any, ...], str] = {}
+_FLAT_JSON_ENTRIES = 4096
+
+
+def flat_json(value: dict[str, Any], sort_keys: bool = False, ensure_ascii: bool = False) -> str:
+    """``json.dumps(value, separators=(",", ":"), ...)``, answered from a small cache for the flat dicts of
+    plain values that recur by the thousand (an audit payload such as ``{"from": "new", "to": "fixed"}``)."""
+    try:
+        key = (sort_keys, ensure_ascii, *((k, v.__class__, v) for k, v in value.items()))  # True is not 1 here
+        text = _FLAT_JSON.get(key)
+    except TypeError:  # an unhashable (nested) value: not cached
+        key, text = None, None
+    if text is None:
+        text = json.dumps(value, sort_keys=sort_keys, separators=(",", ":"), ensure_ascii=ensure_ascii, default=str)
+        if key is not None and all(v is None or type(v) in (str, int, bool) for v in value.values()):
+            if len(_FLAT_JSON) >= _FLAT_JSON_ENTRIES:
+                _FLAT_JSON.clear()
+            _FLAT_JSON[key] = text
+    return text
 
 
 def insert_rows(session: Session, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
@@ -34,15 +73,50 @@ def insert_rows(session: Session, table: Table, columns: Sequence[str], rows: It
 
 def copy_rows(session: Session, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
     """PostgreSQL only: the rows through ``COPY table (columns) FROM STDIN`` in the session's transaction."""
-    converters = [_converter(table, c) for c in columns]
-    source = CopySource("\t".join([convert(v) for convert, v in zip(converters, row, strict=True)]) + "\n"
-                        for row in rows)
-    cursor = session.connection().connection.dbapi_connection.cursor()
+    source = CopySource(_copy_lines(rows, [_converter(table, c) for c in columns]))
+    cursor = _dbapi(session.connection()).cursor()
     try:
         cursor.copy_expert(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN", source, size=1 << 16)
     finally:
         cursor.close()
     return source.lines
+
+
+def _copy_lines(rows: Iterable[Sequence[Any]], converters: list[Callable[[Any], str]]) -> Iterator[str]:
+    """Each row as a line of COPY's text format. A value that is the very object the row before held in that
+    column (a batch's service, run id, timestamps; immutable values only) is not converted again."""
+    width = len(converters)
+    remembering = [_remembering(convert) for convert in converters]
+    join = "\t".join
+    for row in rows:
+        if len(row) != width:
+            raise ValueError(f"a row of {len(row)} values for {width} columns")
+        yield join(map(call, remembering, row)) + "\n"
+
+
+def _dbapi(connection: Connection) -> Any:
+    """The driver's own connection under a SQLAlchemy one (for COPY and a plain executemany)."""
+    raw = connection.connection.dbapi_connection
+    if raw is None:
+        raise RuntimeError("the database connection was closed before the bulk write")
+    return raw
+
+
+def _remembering(convert: Callable[[Any], str]) -> Callable[[Any], str]:
+    last: list[Any] = [_UNSET, ""]
+
+    def converted(value: Any) -> str:
+        if value is last[0]:
+            return str(last[1])
+        text = convert(value)
+        last[0], last[1] = (value if value.__class__ in _IMMUTABLE else _UNSET), text
+        return text
+
+    return converted
+
+
+_UNSET = object()
+_IMMUTABLE = frozenset({str, int, float, bool, datetime, date, type(None)})  # the same object, the same text
 
 
 def _executemany(session: Session, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
@@ -53,7 +127,7 @@ def _executemany(session: Session, table: Table, columns: Sequence[str], rows: I
     processors = [table.c[c].type._cached_bind_processor(dialect) for c in columns]
     pairs = [(i, p) for i, p in enumerate(processors) if p is not None]
     sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-    cursor = connection.connection.dbapi_connection.cursor()
+    cursor = _dbapi(connection).cursor()
     written = 0
     iterator = iter(rows)
     try:
@@ -81,7 +155,7 @@ def _converter(table: Table, column: str) -> Callable[[Any], str]:
     except NotImplementedError:
         python_type = object
     if python_type is str:
-        return lambda v: "\\N" if v is None else copy_text(v if isinstance(v, str) else str(v))
+        return _text_value
     if python_type in (int, float):
         return lambda v: "\\N" if v is None else repr(v) if isinstance(v, float) else str(v)
     return lambda v: _copy_value(v, False)
@@ -100,7 +174,9 @@ def _copy_value(value: Any, as_json: bool) -> str:
     if value is None:
         return "\\N"
     if as_json:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str).translate(_COPY_ESCAPES)
+        text = flat_json(value) if type(value) is dict else json.dumps(value, separators=(",", ":"),
+                                                                        ensure_ascii=False, default=str)
+        return text.translate(_COPY_ESCAPES)
     if isinstance(value, bool):
         return "t" if value else "f"
     if isinstance(value, datetime):
@@ -108,6 +184,17 @@ def _copy_value(value: Any, as_json: bool) -> str:
     if isinstance(value, date):
         return value.isoformat()
     return copy_text(str(value))
+
+
+_NEEDS_ESCAPE = re.compile(r"[\\\t\n\r\x00]").search
+
+
+def _text_value(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    if value.__class__ is not str:
+        value = str(value)
+    return copy_text(value) if _NEEDS_ESCAPE(value) else value
 
 
 def copy_text(text: str) -> str:

@@ -13,13 +13,15 @@ Observing the same run again is a no-op: a defect remembers the last run that sa
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
-from persistence.bulk import BATCH, insert_rows
+from persistence.bulk import BATCH, insert_rows, quiet_gc
 from persistence.locks import advisory_lock
+from persistence.repositories import _rowcount
 from persistence.tables import DefectRow, utcnow
 
 OPEN_STATES = frozenset({"new", "recurring", "reopened"})
@@ -44,26 +46,48 @@ class DefectRepository:
         defect that a newer run saw. Transitions are computed in memory, then written in bulk: the new
         defects in one insert (COPY on PostgreSQL), the changed ones in one executemany update.
         """
+        return self.record(service, run_id, findings, completed_stages, seen_at, waived)[0]
+
+    def record(self, service: str, run_id: str, findings: list[dict[str, Any]], completed_stages: set[str],
+               seen_at: datetime, waived: frozenset[str] = frozenset(),
+               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """``observe``, and every defect of the service as it stands afterwards (what ``for_service`` would read
+        back, in the same order, without reading it back)."""
         seen_at = seen_at.replace(tzinfo=UTC) if seen_at.tzinfo is None else seen_at
         seen = {f["fingerprint"]: f for f in findings}
         advisory_lock(self.session, f"releasegate.defects:{service}")
-        existing = {d["fingerprint"]: d for d in self._rows(service, lock=True)}
-        plan = _Plan(service, run_id, seen_at, utcnow())
-        for fp, finding in seen.items():
-            plan.seen(finding, existing.get(fp), fp in waived)
-        for fp, row in existing.items():
-            if fp not in seen and row["stage"] in completed_stages:
-                plan.unseen(row)
-        self._write(plan)
-        return plan.transitions
+        with quiet_gc():
+            existing = {d["fingerprint"]: d for d in self._rows(service, lock=True)}
+            plan = _Plan(service, run_id, seen_at, utcnow())
+            plan.top_id = max((row["id"] for row in existing.values()), default=0)
+            for fp, finding in seen.items():
+                plan.seen(finding, existing.get(fp), fp in waived)
+            for fp, row in existing.items():
+                if fp not in seen and row["stage"] in completed_stages:
+                    plan.unseen(row)
+            self._write(plan)
+            return plan.transitions, plan.after(existing)
 
     def _write(self, plan: _Plan) -> None:
-        insert_rows(self.session, _TABLE, INSERT_COLUMNS, (tuple(r[c] for c in INSERT_COLUMNS) for r in plan.inserts))
+        insert_rows(self.session, _TABLE, INSERT_COLUMNS, map(itemgetter(*INSERT_COLUMNS), plan.inserts))
+        if plan.inserts:  # the ids the database gave them, so the rows are known whole without reading them all
+            for row, row_id in zip(plan.inserts, self._new_ids(plan), strict=True):
+                row["id"] = row_id
         if plan.updates:
             statement = update(_TABLE).where(_TABLE.c.id == bindparam("b_id")).values(
                 {c: bindparam(f"b_{c}") for c in UPDATE_COLUMNS})
             for chunk in (plan.updates[i:i + BATCH] for i in range(0, len(plan.updates), BATCH)):
                 self.session.execute(statement, [{f"b_{k}": v for k, v in row.items()} for row in chunk])
+
+    def _new_ids(self, plan: _Plan) -> list[int]:
+        """The ids of the rows just inserted, in the order they were written: the service's rows past every id it
+        had before (the service's lock keeps its other writers out), which COPY and executemany number in order."""
+        query = select(_TABLE.c.id).where(_TABLE.c.service == plan.service, _TABLE.c.id > plan.top_id,
+                                          _TABLE.c.first_run_id == plan.run_id).order_by(_TABLE.c.id)
+        ids = list(self.session.scalars(query))
+        if len(ids) != len(plan.inserts):
+            raise RuntimeError(f"{len(plan.inserts)} defects were written for {plan.service} but {len(ids)} read back")
+        return ids
 
     def for_service(self, service: str) -> list[dict[str, Any]]:
         """Every defect of the service: state, severity, stage, kind, title, first/last run, occurrences,
@@ -82,14 +106,17 @@ class DefectRepository:
         values = {"remediation": remediation.strip(), "owner": owner.strip(), "updated_at": utcnow()}
         result = self.session.execute(update(DefectRow).where(
             DefectRow.service == service, DefectRow.fingerprint == fingerprint).values(**values))
-        if result.rowcount == 0:
+        if _rowcount(result) == 0:
             raise LookupError(f"no defect {fingerprint!r} for service {service!r} — "
                               f"`releasegate defects list --service {service}` shows them")
         return self.get(service, fingerprint) or {}
 
     def _rows(self, service: str, lock: bool = False) -> list[dict[str, Any]]:
         query = select(DefectRow.__table__).where(DefectRow.service == service).order_by(DefectRow.id)
-        return [dict(r) for r in self.session.execute(query.with_for_update() if lock else query).mappings()]
+        with quiet_gc():
+            result = self.session.execute(query.with_for_update() if lock else query)
+            names = tuple(result.keys())
+            return [dict(zip(names, row, strict=True)) for row in result]
 
 
 class _Plan:
@@ -100,6 +127,7 @@ class _Plan:
         self.inserts: list[dict[str, Any]] = []
         self.updates: list[dict[str, Any]] = []
         self.transitions: list[dict[str, Any]] = []
+        self.top_id = 0  # the highest id among the service's defects before this plan
 
     def seen(self, finding: dict[str, Any], row: dict[str, Any] | None, waived: bool) -> None:
         if row is None:
@@ -119,6 +147,13 @@ class _Plan:
         if counts:
             values["occurrences"] = row["occurrences"] + 1
         self._move(row, values)
+
+    def after(self, existing: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+        """Every defect of the service once this plan is written, by id (as the table would give them back)."""
+        changed = {row["id"]: row for row in self.updates}
+        rows = [{**row, **changed.get(row["id"], {})} for row in existing.values()]
+        rows += [{**row, "remediation": None, "owner": None} for row in self.inserts]
+        return sorted(rows, key=lambda row: row["id"])
 
     def unseen(self, row: dict[str, Any]) -> None:
         if row["state"] in FIXABLE_STATES and self.seen_at >= row["last_seen_at"]:

@@ -15,21 +15,41 @@ from typing import Any
 
 
 def event_key(run_id: str, kind: str, subject: str, payload: dict[str, Any]) -> str:
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    from persistence.bulk import flat_json
+
+    canonical = (flat_json(payload, sort_keys=True, ensure_ascii=True) if type(payload) is dict else
+                 json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str))
     return f"{run_id}:{kind}:{subject}:{hashlib.sha256(canonical.encode()).hexdigest()[:16]}"
 
 
+def transition_events(service: str, transitions: list[dict[str, Any]], stage_of: dict[str, str]) -> list[dict]:
+    """A run's defect transitions as audit events: one per stage and move (``new``, ``recurring -> fixed``...),
+    naming every defect that made it, so the trail holds each transition and a 20,000-finding scan adds a
+    handful of events rather than 20,000."""
+    moves: dict[tuple[str, str, str], list[str]] = {}
+    for change in transitions:
+        key = (stage_of.get(change["fingerprint"], ""), change.get("from") or "", change["to"])
+        moves.setdefault(key, []).append(change["fingerprint"])
+    return [{"kind": "defect.transitions", "subject": f"{service}:{stage}:{before or 'none'}->{after}",
+             "payload": {"stage": stage, "from": before or None, "to": after, "count": len(fps),
+                         "fingerprints": sorted(fps)}}
+            for (stage, before, after), fps in sorted(moves.items())]
+
+
 def record_many(uow, events: list[dict[str, Any]], at: datetime, run_id: str | None = None,
-                actor: str | None = None) -> int:
-    """Append ``events`` (each with kind, subject and payload) in one batch, keyed and redacted as ``record`` does;
-    return how many were new. Call it last in the unit of work: it holds the chain lock from here to the commit."""
+                actor: str | None = None, keep: frozenset[str] = frozenset()) -> int:
+    """Append ``events`` (each with kind, subject and payload) in one batch, keyed and redacted as ``record`` does
+    (the values of payload keys in ``keep``, identifiers the gate computed, are left as they are); return how many
+    were new. Call it last in the unit of work: it holds the chain lock from here to the commit."""
     from releasegate.redact import redact_data
 
-    clean = redact_data([{"subject": e["subject"], "payload": e["payload"]} for e in events])  # in one pass
-    batch = [{"kind": e["kind"], "subject": c["subject"], "payload": c["payload"], "at": at, "run_id": run_id,
-              "actor": actor, "key": event_key(run_id or "-", e["kind"], c["subject"], c["payload"])}
+    clean = redact_data([{"kind": e["kind"], "subject": e["subject"], "payload": e["payload"]}
+                         for e in events], keep=keep)  # in one pass
+    actor, keyed_run = redact_data(actor), redact_data(run_id or "-")
+    batch = [{"kind": c["kind"], "subject": c["subject"], "payload": c["payload"], "at": at, "run_id": run_id,
+              "actor": actor, "key": event_key(keyed_run, c["kind"], c["subject"], c["payload"])}
              for e, c in zip(events, clean, strict=True)]
-    return len(uow.audit.append_many(batch))
+    return len(uow.audit.append_many(batch, redacted=True))  # redacted here, before the keys were derived
 
 
 def record(uow, kind: str, subject: str, payload: dict[str, Any], at: datetime, run_id: str | None = None,

@@ -19,15 +19,16 @@ import contextlib
 import hashlib
 import json
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-
 from typing import TypeVar
+
 from releasegate import store
 from releasegate.atomic import Staged, write_atomic
-from releasegate.audit import record, record_many
+from releasegate.audit import record, record_many, transition_events
 from releasegate.context import RunContext, close_run, open_run, safe_name
 from releasegate.environment import Environment, provision, publish_logs, teardown
 from releasegate.errors import ProvisionError, ReleaseGateError
@@ -37,8 +38,8 @@ from releasegate.redact import protect, redact, redact_data, remember_env, remem
 from releasegate.stages.base import guarded, now
 from releasegate.verdict import ExpectedStage, decide
 
-log = logging.getLogger("releasegate")
 _T = TypeVar("_T")
+log = logging.getLogger("releasegate")
 protect(log)  # every record the gate logs is redacted before any handler (CLI, Airflow task log) sees it
 PROVISION = "provision"
 GATE_KIND = "gate"  # results of the gate's own steps: a fault of the gate, not of a tool or the service
@@ -558,18 +559,26 @@ def _record_defects(ctx: RunContext, results: list[StageResult], seen_at: dateti
 
     def work(uow) -> tuple[list[dict], list[dict]]:
         # observed at the run's start (persistence/defects.py): a late retry of an older run fixes nothing a newer saw
-        transitions = uow.defects.observe(ctx.service, ctx.run_id, findings, completed, ctx.started, waived=waived)
-        defects = uow.defects.for_service(ctx.service)
+        transitions, defects = uow.defects.record(ctx.service, ctx.run_id, findings, completed, ctx.started, waived)
         # last, in one batch: the audit chain's lock is held only from here to the commit
-        record_many(uow, [{"kind": "defect.transition", "subject": change["fingerprint"],
-                           "payload": {"from": change.get("from"), "to": change["to"]}} for change in transitions],
-                    seen_at, ctx.run_id)
+        stage_of = {d["fingerprint"]: d["stage"] for d in defects}
+        record_many(uow, transition_events(ctx.service, transitions, stage_of), seen_at, ctx.run_id,
+                    keep=frozenset({"fingerprints"}))
         return defects, transitions
 
     defects, transitions = store.transaction(work, what="recording defects")
-    for change in transitions:
-        log.info("defect %s: %s -> %s", change["fingerprint"][:12], change.get("from") or "-", change["to"])
+    log_transitions(transitions)
     return defects, _changes_in_run(ctx.run_id, defects, {f["fingerprint"] for f in findings})
+
+
+def log_transitions(transitions: list[dict], shown: int = 20) -> None:
+    """Each defect that moved, up to ``shown`` of them, then a count per move (a large scan's log stays readable)."""
+    for change in transitions[:shown]:
+        log.info("defect %s: %s -> %s", change["fingerprint"][:12], change.get("from") or "-", change["to"])
+    if len(transitions) > shown:
+        moves = Counter(f"{c.get('from') or '-'} -> {c['to']}" for c in transitions)
+        log.info("defects: %d moved in all (%s); every one is in the report and the audit trail", len(transitions),
+                 ", ".join(f"{move}: {n}" for move, n in sorted(moves.items())))
 
 
 def _changes_in_run(run_id: str, defects: list[dict], seen: set[str]) -> list[DefectChange]:

@@ -534,7 +534,7 @@ def template_env() -> Environment:
     """HTML templates autoescape; Markdown templates escape every value for Markdown (``markdown_finalize``).
     One environment per process: its templates are compiled once, not for every report."""
     env = Environment(loader=PackageLoader("releasegate", "templates"), undefined=StrictUndefined,
-                      autoescape=lambda name: bool(name) and name.endswith((".html.j2", ".html")),
+                      autoescape=lambda name: name is not None and name.endswith((".html.j2", ".html")),
                       finalize=markdown_finalize, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters.update(md=md_cell, num=fmt_number, short=lambda fp: (fp or "")[:12])
     return env
