@@ -16,7 +16,7 @@ dropped), and SQLite in a temporary folder always.
 | store results | StageRepository.upsert (cases from the spool) | COPY (PostgreSQL) / sqlite3 executemany of the same rows |
 | store findings | StageRepository.upsert of a stage's findings | COPY / executemany of the same rows |
 | defects + audit | defects.record (transitions and the defects as they stand) + the audit batch (one event per stage and move), one transaction | COPY / executemany of the same rows |
-| compile report | render_report | json.dumps of the same results |
+| compile report | render_report (as the pipeline calls it: results redacted where they entered) | the same results rendered plainly: json.dumps, and a Jinja table row per finding |
 | redact | redact() on 25k/50k/100k-character tokens | time per character must stay flat (linear) |
 """
 
@@ -28,6 +28,7 @@ import json
 import os
 import resource
 import secrets
+import shutil
 import statistics
 import subprocess
 import sys
@@ -267,14 +268,36 @@ def row_report(xml: Path, count: int, which: str, work: Path) -> tuple[float, in
     verdict = Verdict(decision=Decision.NO_GO, decided_at=T0, reasons=reasons)
     ctx = _context(work)
     start = time.perf_counter()
-    if which == "base":
+    if which == "base":  # the same results rendered plainly: the data as JSON, and an HTML row per finding
         text = json.dumps([r.model_dump(mode="json") for r in results])
-        return time.perf_counter() - start, len(text)
-    rendered = render_report(ctx, "sha256:0", results, verdict, tool_versions={"pytest": "8"})
+        html = PLAIN_REPORT.render(results=results)
+        return time.perf_counter() - start, len(text) + len(html)
+    rendered = render_report(ctx, "sha256:0", results, verdict, tool_versions={"pytest": "8"}, redacted=True)
     elapsed = time.perf_counter() - start
     sizes = {name: len(doc.encode("utf-8")) for name, doc in rendered.documents.items()}
     print(json.dumps({"documents": sizes}), file=sys.stderr)
+    (work / "report.html").write_text(rendered.documents["report.html"], encoding="utf-8")  # for the browser row
     return elapsed, sizes["report.html"]
+
+
+class _PlainReport:
+    """A report with no aggregation, register or checklist: every finding a table row, through Jinja (autoescaped)."""
+
+    def __init__(self) -> None:
+        self._template = None
+
+    def render(self, **values) -> str:
+        if self._template is None:
+            from jinja2 import Environment
+
+            self._template = Environment(autoescape=True).from_string(
+                "<table>{% for r in results %}{% for f in r.findings %}<tr><td>{{ r.stage }}</td>"
+                "<td>{{ f.severity.value }}</td><td>{{ f.rule }}</td><td>{{ f.title }}</td><td>{{ f.location }}</td>"
+                "<td>{{ f.fingerprint }}</td></tr>{% endfor %}{% endfor %}</table>")
+        return self._template.render(**values)
+
+
+PLAIN_REPORT = _PlainReport()
 
 
 def _context(work: Path):
@@ -318,6 +341,7 @@ def child(args: argparse.Namespace) -> None:
     import releasegate.stages.pytest_suites  # noqa: F401
 
     releasegate.report.template_env().get_template("report.html.j2")
+    PLAIN_REPORT.render(results=[])  # both templates compiled before anything is timed
     work = Path(args.work)
     xml = work / f"junit-{args.cases}.xml"
     size = None
@@ -377,8 +401,42 @@ def run_size(cases: int, pg: str | None, tmp: Path) -> None:
                   measure("defects", "ours", cases, work, url), measure("defects", "base", cases, work, url), copy)
     ours = measure("report", "ours", cases, work)
     print_row("compile the report", f"{cases:,} tests, {cases // 10:,} findings", ours,
-              measure("report", "base", cases, work), "json.dumps")
+              measure("report", "base", cases, work), "plain (JSON + a row per finding)")
     print(f"| report.html | {cases:,} tests, {cases // 10:,} findings | {ours['size'] / 1e6:.2f} MB | | | |", flush=True)
+    run_browser(cases, work)
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def browser_seconds(page: Path, work: Path) -> float:
+    """Headless Chromium loading the page, laying it out and painting a screenshot (the best of three)."""
+    best = float("inf")
+    for attempt in range(3):
+        profile = work / f"chromium-profile-{attempt}"
+        argv = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                f"--user-data-dir={profile}", "--window-size=1280,2000", f"--screenshot={work / 'shot.png'}",
+                page.as_uri()]
+        start = time.perf_counter()
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+        best = min(best, time.perf_counter() - start)
+        shutil.rmtree(profile, ignore_errors=True)
+        if done.returncode != 0:
+            raise SystemExit(f"chromium failed on {page}: {done.stderr[-1500:]}")
+    return best
+
+
+def run_browser(cases: int, work: Path) -> None:
+    if CHROMIUM is None:
+        print(f"| report.html in Chromium | {cases:,} tests | not measured: no chromium (scripts/install-system-deps.sh) "
+              "| | | |", flush=True)
+        return
+    empty = work / "empty.html"
+    empty.write_text("<!doctype html><title>empty</title><p>empty</p>", encoding="utf-8")
+    ours, blank = browser_seconds(work / "report.html", work), browser_seconds(empty, work)
+    print(f"| report.html rendered by Chromium (headless screenshot) | {cases:,} tests, {cases // 10:,} findings | "
+          f"{ours:.2f} s | an empty page {blank:.2f} s | {ours - blank:.2f} s for the report itself | |", flush=True)
 
 
 def run_redact(tmp: Path) -> None:

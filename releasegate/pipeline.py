@@ -113,7 +113,7 @@ def cause(exc: BaseException) -> str:
 def gate_fault(step: str, exc: BaseException | str, *, required: bool = True,
                started: datetime | None = None) -> StageResult:
     """An `error` result for a step of the gate that failed: it makes the verdict INCONCLUSIVE, naming the fault."""
-    message = exc if isinstance(exc, str) else cause(exc)
+    message = redact(exc) if isinstance(exc, str) else cause(exc)
     return StageResult(stage=f"gate:{step}", kind=GATE_KIND, status=Status.error, required=required,
                        started=started or now(), finished=now(), summary=f"gate step {step} failed",
                        error=f"{step}: {message}")
@@ -483,7 +483,9 @@ def _stage_evidence(c: _Conclusion, verdict: Verdict) -> tuple[Staged, str]:
     from releasegate.report import MANIFEST, manifest_text, render_report
 
     ctx = c.ctx
-    rendered = render_report(ctx, c.digest, c.everything, verdict, tool_versions=c.versions, defects=c.defects)
+    # every result was redacted where it entered (save_result, gate_fault), and the reasons are made of them
+    rendered = render_report(ctx, c.digest, c.everything, verdict, tool_versions=c.versions, defects=c.defects,
+                             redacted=True)
     documents = {"verdict.json": _verdict_json(c.outcome(verdict)), **rendered.documents}
     encoded = {name: text.encode("utf-8") for name, text in documents.items()}
     manifest = manifest_text(ctx.evidence, encoded)

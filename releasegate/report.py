@@ -13,7 +13,7 @@ import hashlib
 import json
 import logging
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,14 +21,15 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, pass_context
 
 from releasegate.atomic import is_temporary, write_atomic
-from releasegate.context import RunContext
+from releasegate.context import RunContext, safe_name
 from releasegate.fingerprint import fingerprint
 from releasegate.models import Finding, Metric, Reason, Severity, StageResult, Status, Verdict, sha256_file
 from releasegate.redact import redact
 
 log = logging.getLogger("releasegate")
 
-SCHEMA_VERSION = "releasegate.evidence/v1"
+SCHEMA_VERSION = "releasegate.evidence/v2"  # v2: findings and test cases in stages/*.json, the register in its file
+RISK_REGISTER = "risk-register.json"
 MANIFEST = "MANIFEST.sha256"
 SLA_DAYS = {"critical": 7, "high": 30, "medium": 90, "low": 120}
 INCONCLUSIVE_NOTE = "the gate could not decide: fix the gate's inputs, not necessarily the service"
@@ -84,11 +85,14 @@ class Rendered:
 
 
 def render_report(ctx: RunContext, policy_digest: str, results: list[StageResult], verdict: Verdict, *,
-                  tool_versions: dict[str, str], defects: list[dict] | None = None) -> Rendered:
+                  tool_versions: dict[str, str], defects: list[dict] | None = None,
+                  redacted: bool = False) -> Rendered:
     """Every report file as text (nothing written): a template or a value that cannot be rendered fails here,
-    before the gate records a verdict or replaces a file."""
-    results = [redact_result(r) for r in results]
-    verdict = redact_verdict(verdict)
+    before the gate records a verdict or replaces a file. ``redacted``: the results and the verdict's reasons were
+    redacted where they entered the gate (as the pipeline's are), so their texts are not walked again here."""
+    if not redacted:
+        results = [redact_result(r) for r in results]
+        verdict = redact_verdict(verdict)
     register = risk_register(results, verdict, defects or [])
     checklist = readiness_checklist(results, verdict)
     model = _view_model(ctx, policy_digest, results, verdict, tool_versions, register, checklist)
@@ -96,7 +100,7 @@ def render_report(ctx: RunContext, policy_digest: str, results: list[StageResult
     env = template_env()
     documents = {"report.html": env.get_template("report.html.j2").render(**model),
                  "results.md": env.get_template("results.md.j2").render(**model),
-                 "risk-register.json": _json_text(document["risk_register"]),
+                 RISK_REGISTER: _json_text(risk_register_rows(register)),
                  "evidence.json": _json_text(document)}
     log.info("report: %s %s@%s, %d stage(s), %d risk row(s), checklist %d/%d", verdict.decision.value, ctx.service,
              ctx.version, len(results), len(register), sum(c.checked for c in checklist), len(checklist))
@@ -147,6 +151,8 @@ def risk_register(results: list[StageResult], verdict: Verdict, defects: list[di
             rows[fp] = _defect_row(fp, defect, verdict)
     errored = {r.stage for r in results if r.status is Status.error or r.evidence_empty}
     for reason in verdict.reasons:
+        if reason.fingerprint and reason.fingerprint in rows:  # a finding's reason: its row is there already
+            continue
         row = _reason_row(reason, verdict)
         if row.id not in rows and not (not reason.fingerprint and reason.stage in errored):
             rows[row.id] = row
@@ -154,8 +160,13 @@ def risk_register(results: list[StageResult], verdict: Verdict, defects: list[di
 
 
 def due_date(severity: str, verdict: Verdict) -> str:
+    return _due(severity, verdict.decided_at)
+
+
+@functools.lru_cache(maxsize=64)
+def _due(severity: str, decided_at: datetime) -> str:
     days = SLA_DAYS.get(severity)
-    return (utc(verdict.decided_at) + timedelta(days=days)).date().isoformat() if days else ""
+    return (utc(decided_at) + timedelta(days=days)).date().isoformat() if days else ""
 
 
 def _finding_row(result: StageResult, finding: Finding, defect: dict | None, verdict: Verdict) -> RiskItem:
@@ -204,10 +215,10 @@ def _defect_due(defect: dict | None) -> str:
 
 
 def _rank(severity: str) -> int:
-    try:
-        return Severity(severity).rank
-    except ValueError:
-        return -1
+    return _SEVERITY_RANKS.get(severity, -1)
+
+
+_SEVERITY_RANKS = {s.value: s.rank for s in Severity}
 
 
 # --- readiness checklist -----------------------------------------------------------------------------
@@ -365,6 +376,10 @@ def _action(finding: Finding) -> str:
 def evidence_document(ctx: RunContext, policy_digest: str, results: list[StageResult], verdict: Verdict,
                       tool_versions: dict[str, str], register: list[RiskItem],
                       checklist: list[CheckItem]) -> dict:
+    """The run's evidence as one document. Each stage's findings and test cases are not repeated here: they are in
+    the stage's own file (``stages/<stage>.json``, kept when the stage ended), which each stage names; the risk
+    register's rows are in ``risk-register.json`` (``risk_register_rows`` below), the document's ``risk_register``
+    names that file. So a 20,000-finding scan is written once, not three times."""
     return {
         "schema_version": SCHEMA_VERSION,
         "run": ctx.model_dump(mode="json"),
@@ -372,10 +387,22 @@ def evidence_document(ctx: RunContext, policy_digest: str, results: list[StageRe
         "tool_versions": dict(sorted(tool_versions.items())),
         "verdict": verdict.model_dump(mode="json", include={"decision", "reasons", "decided_at", "waivers", "defects",
                                                             "advisory_data"}),
-        "stages": [r.model_dump(mode="json") for r in results],
-        "risk_register": [asdict(r) for r in register],
-        "checklist": [asdict(c) for c in checklist],
+        "stages": [_stage_summary(r) for r in results],
+        "risk_register": {"file": RISK_REGISTER, "rows": len(register)},
+        "checklist": [dict(vars(c)) for c in checklist],
     }
+
+
+def risk_register_rows(register: list[RiskItem]) -> list[dict]:
+    return [dict(vars(r)) for r in register]  # flat dataclasses: no deep copy (asdict) needed
+
+
+def _stage_summary(result: StageResult) -> dict:
+    summary = result.model_dump(mode="json", exclude={"findings", "test_cases"})
+    summary["findings_total"] = len(result.findings)
+    summary["blocking_findings"] = sum(1 for f in result.findings if f.blocking)
+    summary["details"] = f"stages/{safe_name(result.stage)}.json"
+    return summary
 
 
 def _view_model(ctx: RunContext, policy_digest: str, results: list[StageResult], verdict: Verdict,
@@ -525,8 +552,11 @@ def _json_lines(items: list, indent: str) -> str:
     return "[\n" + ",\n".join(f"{indent}  {_compact(item)}" for item in items) + f"\n{indent}]"
 
 
+_COMPACT = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(", ", ": "))  # one encoder, reused
+
+
 def _compact(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(", ", ": "))
+    return _COMPACT.encode(value)
 
 
 @functools.lru_cache(maxsize=1)

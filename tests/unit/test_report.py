@@ -7,6 +7,7 @@ from functools import partial
 
 import pytest
 
+from releasegate.context import safe_name
 from releasegate.models import (
     Artifact,
     Decision,
@@ -159,7 +160,7 @@ def test_evidence_json_is_machine_readable(ctx):
     paths = compile_default(ctx)
 
     doc = json.loads(paths.evidence_json.read_text())
-    assert doc["schema_version"] == "releasegate.evidence/v1"
+    assert doc["schema_version"] == "releasegate.evidence/v2"
     assert doc["run"]["run_id"] == ctx.run_id
     assert doc["policy_digest"] == "sha256:abc"
     assert doc["tool_versions"] == {"locust": "2.31", "pytest": "8.3.0"}
@@ -167,6 +168,12 @@ def test_evidence_json_is_machine_readable(ctx):
     assert [s["stage"] for s in doc["stages"]] == [r.stage for r in results_all_stages()]
     assert doc["stages"][2]["metrics"][0]["threshold"] == 250
     assert doc["checklist"] and doc["risk_register"]
+    register = json.loads((paths.evidence_json.parent / doc["risk_register"]["file"]).read_text())
+    assert doc["risk_register"]["rows"] == len(register) > 0
+    for stage, result in zip(doc["stages"], results_all_stages(), strict=True):
+        assert "findings" not in stage and "test_cases" not in stage  # kept once, in the stage's own file
+        assert stage["findings_total"] == len(result.findings)
+        assert stage["details"] == f"stages/{safe_name(result.stage)}.json"
 
 
 def test_same_inputs_give_byte_identical_documents(ctx, tmp_path):
