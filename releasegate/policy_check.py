@@ -21,7 +21,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from releasegate.policy import (
-    _PLACEHOLDER,
     PLACEHOLDERS,
     Command,
     Policy,
@@ -29,6 +28,7 @@ from releasegate.policy import (
     dotted,
     line_of,
 )
+from releasegate.policy.placeholders import _PLACEHOLDER
 
 PORT_PLACEHOLDERS = frozenset({"port", "base_url"})
 NO_PORT = frozenset(PLACEHOLDERS) - PORT_PLACEHOLDERS
