@@ -3,7 +3,7 @@
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from releasegate import charts
+from releasegate.report import charts
 from releasegate.stages import load_profiles as lp
 
 SVG = "{http://www.w3.org/2000/svg}"

@@ -176,8 +176,6 @@ def _event_bar(event: dict, x: Scale, top: float, height: float, color: str) -> 
             f'<text x="{left + 3:.1f}" y="{top + min(height, 14) - 3:.1f}" fill="#1f2328">{label}</text></g>')
 
 
-# --- the run's charts from its evidence documents ---------------------------------------------------
-
 def _columns(doc: dict, x: str, y: str) -> list[Point]:
     return [(a, b) for a, b in zip(doc.get(x) or [], doc.get(y) or []) if a is not None and b is not None]
 
