@@ -248,10 +248,10 @@ def _where(reason: dict) -> str:
 
 
 def cmd_policy_check(args: argparse.Namespace) -> int:
-    """Load and validate the policy, then check what it names (policy_check); --json prints one object either way."""
+    """Load and validate the policy, then check what it names (policy.check); --json prints one object either way."""
     from releasegate.pipeline import expected_stages
     from releasegate.policy import load_policy
-    from releasegate.policy_check import check_policy
+    from releasegate.policy.check import check_policy
     from releasegate.redact import redact
 
     try:

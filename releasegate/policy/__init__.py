@@ -5,11 +5,12 @@ to its source folder; paths to the gate's inputs (source.path, semgrep rules, os
 dependency folders) to the policy file (docs/policy.md, "Paths"). Strings may use placeholders, filled in when the
 gate runs: {version} {port} {host} {base_url} {workdir} {python} {service} {evidence} {run_id}.
 
-One module per job; import from here:
+One module per job; import the policy's names from here (`check_policy` from `releasegate.policy.check`):
 - `model` the whole policy, one module per section (`environment`, `suites`, `load`, `scans`, `alerts`,
   `chaos`, `notify`, `waivers`) and `spec` (what they share: strict models, value types, limits);
 - `loading` reads and validates a file (`parsing` the YAML, `explain` the problems: file, line, field, fix);
-- `placeholders` which exist and how they are filled in; `schema` the JSON schema.
+- `placeholders` which exist and how they are filled in; `schema` the JSON schema;
+- `check` (`releasegate policy check`, one `check_*` module per kind): what can be checked without running.
 """
 
 from releasegate.policy.alerts import (

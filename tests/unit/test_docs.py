@@ -94,7 +94,7 @@ MISSING_FILE = ("does not exist", "is not a folder", "is not a file")
 @pytest.mark.parametrize("index", range(len(yaml_blocks(POLICY_DOC))))
 def test_every_policy_example_passes_policy_check_but_for_the_services_files(tmp_path, index):
     """Placeholders where the gate fills them in, ports in start and health: only the files are not here."""
-    from releasegate.policy_check import check_policy
+    from releasegate.policy.check import check_policy
 
     target = tmp_path / "gate.yaml"
     target.write_text(yaml_blocks(POLICY_DOC)[index])
@@ -127,7 +127,7 @@ def test_the_semgrep_severity_table_is_the_gates():
 
 def test_the_path_table_names_each_fields_base_as_policy_check_resolves_it(tmp_path):
     """Every path field set to a name that does not exist: policy check names the base the table gives it."""
-    from releasegate.policy_check import check_policy
+    from releasegate.policy.check import check_policy
 
     (tmp_path / "src").mkdir()
     target = tmp_path / "gate.yaml"

@@ -13,7 +13,7 @@ import yaml
 
 from releasegate.cli import main
 from releasegate.policy import load_policy
-from releasegate.policy_check import check_policy
+from releasegate.policy.check import check_policy
 
 SERVICE_FILES = ("tests/unit/conftest.py", "tests/unit/test_app.py", "locustfile.py", "requirements.txt", "app/__init__.py",
                  "ops/rules.yml", "ops/rules_test.yml", "ops/alertmanager.yml")
