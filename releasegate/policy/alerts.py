@@ -1,4 +1,4 @@
-"""The `alerts` section: Prometheus rules and their tests, the alerts covering load budgets, Alertmanager routes."""
+"""The `alerts` section: rules and their tests, the alerts that cover load budgets, Alertmanager routes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The `source` and `environment` sections: where the service's code is, and how it and its dependencies start."""
+"""The `source` and `environment` sections: where the code is, how the service and its dependencies start."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Where a problem is in the policy file (field path, line) and how to say it: file, line, field, fix, did-you-mean."""
+"""Where a problem is in the policy file (field, line) and how to say it: the fix, a did-you-mean."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The `load` section: the Locust run, its profile (load, stress, soak), budgets and the /metrics cross-check."""
+"""The `load` section: the Locust run, its profile (load, stress, soak), budgets, the /metrics cross-check."""
 
 from __future__ import annotations
 

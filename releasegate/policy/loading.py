@@ -1,4 +1,4 @@
-"""Reading a policy file: bytes, text, YAML, validation; every problem becomes one PolicyError that says how to fix it."""
+"""Reading a policy file: bytes, text, YAML, validation; each problem a PolicyError that says the fix."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Placeholders: which ones exist, how the run fills them in, and the load-time check that every template renders."""
+"""Placeholders: which exist, how a run fills them in, and the load-time check that every template renders."""
 
 from __future__ import annotations
 

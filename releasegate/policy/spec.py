@@ -1,4 +1,4 @@
-"""What every policy section shares: strict models, the value types and the limits (docs/policy.md, "Limits")."""
+"""What every policy section shares: strict models, value types and the limits (docs/policy.md, "Limits")."""
 
 from __future__ import annotations
 
