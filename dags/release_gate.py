@@ -86,6 +86,32 @@ def release_gate():
 
         return run_stage(ctx, stage, env)
 
+    @task
+    def plan_checks(ctx: dict) -> list[str]:
+        from releasegate.airflow_glue import planned
+
+        return planned(ctx, "checks")
+
+    @task
+    def plan_measures(ctx: dict) -> list[str]:
+        from releasegate.airflow_glue import planned
+
+        return planned(ctx, "measures")
+
+    # A registered stage without a task of its own (releasegate/stages/registry.py) runs in one of these two
+    # mapped tasks: checks beside the suites and scans, measurements alone and one at a time after chaos.
+    @task(**TOOL_RETRIES, **WORK, **SERVICE_QUEUE, map_index_template="{{ stage }}")
+    def run_check(ctx: dict, env: dict | None, stage: str) -> dict:
+        from releasegate.airflow_glue import run_stage
+
+        return run_stage(ctx, stage, env)
+
+    @task(**TOOL_RETRIES, **MEASURE, **SERVICE_QUEUE, max_active_tis_per_dagrun=1, map_index_template="{{ stage }}")
+    def measure(ctx: dict, env: dict | None, stage: str) -> dict:
+        from releasegate.airflow_glue import run_stage
+
+        return run_stage(ctx, stage, env)
+
     @task(**TOOL_RETRIES, **MEASURE, **SERVICE_QUEUE)
     def load_test(ctx: dict, env: dict | None) -> dict:
         from releasegate.airflow_glue import run_stage
@@ -161,19 +187,22 @@ def release_gate():
     ctx = open_run()
     env = provision(ctx)
     suites = run_suite.partial(ctx=ctx, env=env).expand(stage=plan_suites(ctx))
-    scans = [scan_semgrep(ctx), scan_pip_audit(ctx), alert_thresholds(ctx)]
+    scans = [scan_semgrep(ctx), scan_pip_audit(ctx), alert_thresholds(ctx),
+             run_check.partial(ctx=ctx, env=env).expand(stage=plan_checks(ctx))]
     load = load_test(ctx, env)
     faults = chaos(ctx, env)
+    more = measure.partial(ctx=ctx, env=env).expand(stage=plan_measures(ctx))
     # Measurements run alone: suites call the service and scans load the host, so both finish first;
     # chaos would distort the load test, so it comes after it (docs/decisions/0007).
     # A suite or scan that could not run must not cost the run its load evidence, yet the load test follows
     # them (and a setup's work tasks keep all_success): an empty marker (run by the scheduler itself) waits.
     [suites, *scans] >> EmptyOperator(task_id="before_load", trigger_rule="all_done") >> load
     load >> EmptyOperator(task_id="before_chaos", trigger_rule="all_done") >> faults
+    faults >> EmptyOperator(task_id="before_more_measures", trigger_rule="all_done") >> more
     stopped = stop_service(ctx, env)
-    [suites, load, faults] >> stopped
+    [suites, load, faults, scans[-1], more] >> stopped
     outcome = compile_report(ctx)
-    [suites, load, faults, *scans] >> outcome
+    [suites, load, faults, *scans, more] >> outcome
     stopped >> outcome
     told = [notify_go(ctx, outcome), notify_no_go(ctx, outcome)]
     decide(outcome) >> told

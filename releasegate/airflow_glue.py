@@ -33,8 +33,16 @@ def open_run(params: dict, dag_id: str, run_id: str, repo_root: Path) -> dict:
 
 
 def planned(ctx: dict, what: str) -> list[str]:
-    names = pipeline.stage_names(pipeline.policy_of(RunContext(**ctx)))
-    return [n for n in names if n.startswith("pytest[")] if what == "suites" else names
+    """The stages of this run one of the DAG's planning tasks maps over (releasegate/stages/registry.py):
+    ``suites`` (run_suite), ``checks`` (run_check: registered stages without a task of their own that do not
+    measure) and ``measures`` (measure: those that do, one at a time after chaos); anything else: every stage."""
+    from releasegate.stages import registry
+
+    plans = registry.planned(pipeline.policy_of(RunContext(**ctx)))
+    chosen = {"suites": [p for p in plans if p.stage.task_id == "run_suite"],
+              "checks": [p for p in plans if not p.stage.task_id and not p.stage.measures],
+              "measures": [p for p in plans if not p.stage.task_id and p.stage.measures]}.get(what, plans)
+    return [p.name for p in chosen]
 
 
 def provision(ctx: dict) -> dict | None:

@@ -35,6 +35,7 @@ from releasegate.errors import ProvisionError, ReleaseGateError
 from releasegate.models import AppliedWaiver, Decision, DefectChange, StageResult, Status, Verdict
 from releasegate.policy import Policy, load_policy
 from releasegate.redact import protect, redact, redact_data, remember_env, remember_policy
+from releasegate.stages import registry
 from releasegate.stages.base import guarded, now
 from releasegate.verdict import ExpectedStage, decide
 
@@ -43,8 +44,6 @@ log = logging.getLogger("releasegate")
 protect(log)  # every record the gate logs is redacted before any handler (CLI, Airflow task log) sees it
 PROVISION = "provision"
 GATE_KIND = "gate"  # results of the gate's own steps: a fault of the gate, not of a tool or the service
-STAGE_KINDS = {"locust": "load", "chaos": "chaos", "semgrep": "sast", "pip-audit": "dependencies",
-               "alerts": "alerts", PROVISION: "environment"}
 # fields of a StageResult that identify rather than describe: never rewritten by redaction
 IDENTIFIERS = frozenset({"stage", "kind", "status", "fingerprint", "sha256", "started", "finished", "severity",
                          "outcome", "operator", "unit"})
@@ -78,22 +77,10 @@ class Outcome:
 
 
 def expected_stages(policy: Policy) -> list[ExpectedStage]:
+    """Provisioning (when the policy starts the service), then every stage the policy plans (see the registry)."""
     stages = [ExpectedStage(PROVISION)] if policy.environment else []
-    stages += [ExpectedStage(f"pytest[{s.name}]", s.required) for s in policy.suites]
-    if policy.load:
-        stages.append(ExpectedStage("locust", policy.load.required))
-    if policy.chaos:
-        stages.append(ExpectedStage("chaos", policy.chaos.required))
-    if policy.scans.semgrep:
-        stages.append(ExpectedStage("semgrep", policy.scans.semgrep.required))
-    if policy.scans.pip_audit:
-        stages.append(ExpectedStage("pip-audit", policy.scans.pip_audit.required))
-    if policy.alerts:
-        stages.append(ExpectedStage("alerts", policy.alerts.required))
-    return stages
+    return stages + [ExpectedStage(p.name, p.required) for p in registry.planned(policy)]
 
-
-# --- faults of the gate ------------------------------------------------------------------------------
 
 def cause(exc: BaseException) -> str:
     """What went wrong, in one redacted line that says where: the database, the evidence folder, or the gate."""
@@ -272,30 +259,13 @@ def run_stage(ctx: RunContext, name: str, env: Environment | dict | None) -> Sta
 
 
 def _kind(name: str) -> str:
-    return "suite" if name.startswith("pytest[") else STAGE_KINDS.get(name, "other")
+    return "environment" if name == PROVISION else registry.kind_of(name)
 
 
 def _runner(policy: Policy, name: str) -> Callable[[Policy, RunContext, Environment | None], StageResult]:
-    import importlib
+    plan = registry.find(policy, name)
+    return lambda p, c, e: plan.stage.run(p, c, e, plan)
 
-    if name.startswith("pytest["):
-        from releasegate.stages import pytest_suites
-
-        suite = next((s for s in policy.suites if f"pytest[{s.name}]" == name), None)
-        if suite is None:
-            raise KeyError(f"unknown stage {name!r}; the policy plans: {', '.join(stage_names(policy))}")
-        return lambda p, c, e: pytest_suites.run(p, c, suite, e)
-    modules = {"locust": "locust_load", "chaos": "chaos", "semgrep": "semgrep", "pip-audit": "pip_audit",
-               "alerts": "alerts"}
-    if name not in modules:
-        raise KeyError(f"unknown stage {name!r}; the policy plans: {', '.join(stage_names(policy))}")
-    module = importlib.import_module(f"releasegate.stages.{modules[name]}")
-    if name in ("locust", "chaos"):  # these need the running service
-        return module.run
-    return lambda p, c, e: module.run(p, c)
-
-
-# --- results -----------------------------------------------------------------------------------------
 
 def redact_result(result: StageResult) -> StageResult:
     """The result with every descriptive text redacted (identifiers such as the stage name and fingerprints kept)."""

@@ -25,11 +25,13 @@ import yaml
 
 from releasegate import alert_budgets, alert_routes
 from releasegate.context import RunContext
+from releasegate.environment import Environment
 from releasegate.errors import StageError
 from releasegate.fingerprint import fingerprint, normalise_code, normalise_path
 from releasegate.models import Artifact, Finding, Metric, Severity, StageResult, Status
 from releasegate.policy import Alerts, Budgets, Policy
 from releasegate.stages.base import ToolRun, find_tool, fresh_folder, guarded, now, run_tool
+from releasegate.stages.registry import Planned
 
 log = logging.getLogger("releasegate")
 
@@ -422,3 +424,8 @@ def _extra_summary(extra: Extra) -> str:
 def _rule_counts(spec: Alerts, source: Path) -> tuple[int, int]:
     counts = [count_rules((source / f).read_text(encoding="utf-8")) for f in spec.rule_files]
     return sum(c[0] for c in counts), sum(c[1] for c in counts)
+
+
+def run_planned(policy: Policy, ctx: RunContext, env: Environment | None, planned: Planned) -> StageResult:
+    """The stage as the registry runs it (releasegate/stages/registry.py): it needs no service."""
+    return run(policy, ctx)

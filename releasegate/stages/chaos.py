@@ -33,6 +33,7 @@ from releasegate.fingerprint import fingerprint
 from releasegate.models import Artifact, Finding, Metric, StageResult, Status
 from releasegate.policy import Chaos, ChaosExperiment, Policy
 from releasegate.stages.base import ToolRun, find_tool, fresh_folder, guarded, last_error_line, now, run_tool
+from releasegate.stages.registry import Planned
 
 log = logging.getLogger("releasegate")
 
@@ -327,3 +328,8 @@ def _result(spec: Chaos, outcomes: dict[str, ExperimentOutcome], folder: Path, s
                        finished=now(), summary=summary, metrics=metrics, findings=findings, artifacts=artifacts,
                        error=f"experiment(s) {', '.join(broken)} were aborted or interrupted: the evidence is "
                              "incomplete — see their journals" if broken else None)
+
+
+def run_planned(policy: Policy, ctx: RunContext, env: Environment | None, planned: Planned) -> StageResult:
+    """The stage as the registry runs it (releasegate/stages/registry.py)."""
+    return run(policy, ctx, env)

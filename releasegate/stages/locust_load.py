@@ -35,6 +35,7 @@ from releasegate.models import Artifact, Attempt, Finding, Metric, Severity, Sta
 from releasegate.policy import Budgets, Load, Policy, fill
 from releasegate.stages import load_profiles as lp
 from releasegate.stages.base import ToolRun, find_tool, fresh_folder, guarded, last_error_line, now, run_tool
+from releasegate.stages.registry import Planned
 from releasegate.stages.service_state import service_gone
 from releasegate.telemetry import cross_check, scrape
 
@@ -524,3 +525,8 @@ def _fmt(budget: str, value: float) -> str:
     if budget == "min_rps":
         return f"{value:.1f} req/s"
     return f"{value:.0f} ms"
+
+
+def run_planned(policy: Policy, ctx: RunContext, env: Environment | None, planned: Planned) -> StageResult:
+    """The stage as the registry runs it (releasegate/stages/registry.py)."""
+    return run(policy, ctx, env)

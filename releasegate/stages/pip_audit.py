@@ -27,6 +27,7 @@ from typing import Any
 
 from releasegate import trace
 from releasegate.context import RunContext
+from releasegate.environment import Environment
 from releasegate.errors import StageError
 from releasegate.fingerprint import fingerprint
 from releasegate.models import (
@@ -42,6 +43,7 @@ from releasegate.models import (
 from releasegate.osv_mirror import OsvMirror, normalise_name
 from releasegate.policy import PipAudit, Policy
 from releasegate.stages.base import ToolRun, find_tool, fresh_folder, guarded, now, run_tool
+from releasegate.stages.registry import Planned
 
 log = logging.getLogger("releasegate")
 
@@ -400,3 +402,8 @@ def _finding(dep: Mapping[str, Any], vuln: Mapping[str, Any], record: Mapping[st
 def _short(text: str, limit: int = 300) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def run_planned(policy: Policy, ctx: RunContext, env: Environment | None, planned: Planned) -> StageResult:
+    """The stage as the registry runs it (releasegate/stages/registry.py): it needs no service."""
+    return run(policy, ctx)

@@ -25,6 +25,7 @@ from releasegate.policy import Policy, Suite, fill, fill_command
 from releasegate.redact import redact, redact_file
 from releasegate.stages.base import ToolRun, failure, fresh_folder, guarded, last_error_line, now, run_tool
 from releasegate.stages.junit import iter_junit
+from releasegate.stages.registry import Planned
 from releasegate.stages.service_state import service_gone
 from releasegate.stages.suite_tally import SuiteTally, test_groups
 
@@ -346,3 +347,8 @@ def _finding(suite: Suite, case: TestCase) -> Finding:
                    location=case.node_id,
                    evidence=redact(case.message[:600]), fingerprint=fingerprint("test", case.node_id),
                    data={"suite": suite.name, "attempts": case.attempts})
+
+
+def run_planned(policy: Policy, ctx: RunContext, env: Environment | None, planned: Planned) -> StageResult:
+    """The stage as the registry runs it (releasegate/stages/registry.py)."""
+    return run(policy, ctx, planned.entry, env)

@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from releasegate.context import RunContext
+from releasegate.environment import Environment
 from releasegate.errors import StageError
 from releasegate.fingerprint import fingerprint, normalise_code, normalise_path
 from releasegate.models import Artifact, Finding, Metric, Severity, StageResult, Status
 from releasegate.policy import Policy, Semgrep
 from releasegate.redact import redact
 from releasegate.stages.base import ToolRun, find_tool, fresh_folder, guarded, now, require_ran, run_tool
+from releasegate.stages.registry import Planned
 
 log = logging.getLogger("releasegate")
 
@@ -261,3 +263,8 @@ def excerpt(code: str) -> str:
 def _first_line(message: str) -> str:
     line = message.strip().splitlines()[0] if message.strip() else ""
     return line if len(line) <= 160 else line[:159] + "…"
+
+
+def run_planned(policy: Policy, ctx: RunContext, env: Environment | None, planned: Planned) -> StageResult:
+    """The stage as the registry runs it (releasegate/stages/registry.py): it needs no service."""
+    return run(policy, ctx)

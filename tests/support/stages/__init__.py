@@ -1,0 +1,1 @@
+"""Stages registered by tests only (see tests/integration/test_stage_registry.py)."""
