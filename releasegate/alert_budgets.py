@@ -74,9 +74,6 @@ class BudgetCheck:
         return None if self.threshold is None else self.threshold.value / self.scale
 
 
-# --- reading rule files ----------------------------------------------------------------------------------------
-
-
 def alert_rules(texts: dict[str, str]) -> dict[str, list[Rule]]:
     """Alerting rules by name from rule files' YAML ({file: text}); files that do not parse give none."""
     found: dict[str, list[Rule]] = {}
@@ -127,9 +124,6 @@ def _without_comments(expr: str) -> str:
 _COMMENT = re.compile(r"""^((?:[^#"'`]|"(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*'|`[^`]*`)*)#.*$""")
 
 
-# --- planning (which budgets are covered, and how) -------------------------------------------------------------
-
-
 def plan(budgets: Budgets | None, mappings: AlertBudgets, rules: dict[str, list[Rule]]) -> list[BudgetCheck]:
     """One check per budget that is both set in load.budgets and mapped to an alert."""
     checks = []
@@ -153,9 +147,6 @@ def _most_sensitive(rules: list[Rule], lower_bound: bool) -> Rule | None:
     readable = [(read_threshold(r.expr), r) for r in rules]
     ranked = sorted(((t.value, r) for t, r in readable if t), key=lambda p: p[0], reverse=lower_bound)
     return ranked[0][1] if ranked else (rules[0] if rules else None)
-
-
-# --- findings from the rule files ---------------------------------------------------------------------------------
 
 
 def rule_findings(checks: list[BudgetCheck], rule_files: list[str]) -> list[Finding]:
@@ -208,9 +199,6 @@ def fmt(budget: str, value: float | None) -> str:
     if budget == "error_rate":
         return f"{value:.4g} ({value * 100:.3g} %)"
     return f"{value:.4g} {UNITS.get(budget, '')}".strip()
-
-
-# --- generated promtool tests -------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -309,8 +297,6 @@ def _num(value: float) -> str:
         return "+Inf" if value > 0 else "-Inf"
     return f"{value:.12g}"
 
-
-# --- promtool's verdict on the generated tests ----------------------------------------------------------------------
 
 _CASE_ID = re.compile(r"# releasegate: (?P<budget>[a-z0-9_]+)/(?P<case>[a-z]+)")
 

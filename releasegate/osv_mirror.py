@@ -42,9 +42,6 @@ def normalise_name(name: str) -> str:
     return _NAME.sub("-", name).lower()
 
 
-# --- version matching (pure) -------------------------------------------------------------------------
-
-
 def affects(affected: Mapping[str, Any], version: str) -> bool:
     """Whether one OSV `affected[]` entry covers `version`: listed explicitly or inside an ECOSYSTEM range."""
     if version in affected.get("versions", []):
@@ -96,9 +93,6 @@ def matching(records: Iterable[Mapping[str, Any]], name: str, version: str) -> l
 def _is_package(affected: Mapping[str, Any], wanted: str) -> bool:
     package = affected.get("package", {})
     return package.get("ecosystem") == ECOSYSTEM and normalise_name(package.get("name", "")) == wanted
-
-
-# --- the advisory index --------------------------------------------------------------------------------
 
 
 class Advisories:
@@ -160,9 +154,6 @@ def _record(path: Path, number: int, line: str) -> dict[str, Any]:
     if not isinstance(record, dict) or "id" not in record:
         raise ValueError(f"{path}:{number}: not an OSV record (no 'id')")
     return record
-
-
-# --- HTTP ------------------------------------------------------------------------------------------------
 
 
 class _Handler(BaseHTTPRequestHandler):

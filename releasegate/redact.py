@@ -78,8 +78,6 @@ _env_cache: dict[str, tuple[tuple[Any, ...], tuple[Any, ...]]] = {}
 _env_values_cache: dict[str, tuple[tuple[Any, ...], list[str]]] = {}
 
 
-# --- the pass ----------------------------------------------------------------------------------------
-
 def redact(text: str) -> str:
     """The text with every secret it contains replaced by [REDACTED] (key names are kept)."""
     if not text:
@@ -168,8 +166,6 @@ def _open_key_block(lines: list[str]) -> bool:
     begins = [m.end() for m in _KEY_BEGIN.finditer(text)]
     return bool(begins) and not _KEY_END.search(text, begins[-1])
 
-
-# --- values known to be secret -----------------------------------------------------------------------
 
 @functools.lru_cache(maxsize=4096)
 def looks_secret(name: str) -> bool:
@@ -288,8 +284,6 @@ def _literal_parts(value: str) -> set[str]:
     return {value} | {p for p in _PLACEHOLDER.split(value) if p.strip()}
 
 
-# --- the patterns ------------------------------------------------------------------------------------
-
 def _credentials_at(text: str, anchor: re.Match[str]) -> re.Match[str] | None:
     """`user:password@` right after a `scheme:/` anchor (a scheme of letters, digits, + . - before the colon)."""
     if anchor.start() == 0 or text[anchor.start() - 1] not in _SCHEME_CHARS:
@@ -349,8 +343,6 @@ def _word_start(text: str, at: int, floor: int) -> int:
         at -= 1
     return at
 
-
-# --- logs --------------------------------------------------------------------------------------------
 
 class RedactingFilter(logging.Filter):
     """Redacts a log record's message (and its traceback) before any handler writes it."""

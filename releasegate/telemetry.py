@@ -34,9 +34,6 @@ class Sample:
         return self.name, tuple(sorted(self.labels.items()))
 
 
-# --- scraping -------------------------------------------------------------------------------------------------
-
-
 def scrape(url: str, timeout_s: float = 5) -> str:
     """The endpoint's text; StageError when it does not answer 200 (the caller decides what that means)."""
     try:
@@ -49,8 +46,6 @@ def scrape(url: str, timeout_s: float = 5) -> str:
         reason = getattr(exc, "reason", exc)
         raise StageError(f"telemetry: {url} did not answer ({reason}) — is the service up and the URL right?") from None
 
-
-# --- parsing (pure) ----------------------------------------------------------------------------------------------
 
 _LINE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)\s*(?:\{(?P<labels>.*)\})?\s+(?P<value>\S+)(?:\s+-?\d+)?\s*$")
 _LABEL = re.compile(r'\s*(?P<name>[a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"(?P<value>(?:[^"\\]|\\.)*)"\s*(?:,|$)')
@@ -96,9 +91,6 @@ def _labels(text: str, line: str, number: int) -> dict[str, str]:
 
 def _unescape(value: str) -> str:
     return re.sub(r"\\[\\\"n]", lambda m: _ESCAPES[m.group(0)], value)
-
-
-# --- cross-check (pure) ----------------------------------------------------------------------------------------
 
 
 def cross_check(spec: Telemetry, before: str, after: str, requests: int,
