@@ -56,22 +56,22 @@ def cmd_db_current(_args: argparse.Namespace) -> int:
 
 
 def cmd_db_backup(args: argparse.Namespace) -> int:
-    from releasegate import admin
+    from releasegate import db_admin
 
-    print(f"backup written: {admin.backup(args.file)}")
+    print(f"backup written: {db_admin.backup(args.file)}")
     return 0
 
 
 def cmd_db_restore(args: argparse.Namespace) -> int:
-    from releasegate import admin
+    from releasegate import db_admin
 
-    admin.restore(args.file)
+    db_admin.restore(args.file)
     print(f"database restored from {args.file}")
     return 0
 
 
 def cmd_db_purge(args: argparse.Namespace) -> int:
-    from releasegate import admin
+    from releasegate import db_admin
 
-    print(admin.describe_purge(admin.purge(args.older_than)))
+    print(db_admin.describe_purge(db_admin.purge(args.older_than)))
     return 0
