@@ -19,7 +19,7 @@ def add_notify_command(sub) -> None:
 
 
 def cmd_notify_pending(args: argparse.Namespace) -> int:
-    from releasegate.notify.slack import deliver_pending
+    from releasegate.notify.slack_outbox import deliver_pending
 
     results = deliver_pending(service=args.service)
     print_rows(results, args.json, lambda r: f"{r['service']}  run {r['run_id']}  {r['channel']}: {r['status']} "

@@ -23,7 +23,7 @@ CFG = Slack(channel="#releases")
 
 @pytest.fixture(autouse=True)
 def quick_backoff(monkeypatch):
-    monkeypatch.setattr("releasegate.notify.slack.RETRY_BACKOFF_S", 0.01)
+    monkeypatch.setattr("releasegate.notify.slack_api.RETRY_BACKOFF_S", 0.01)
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ def verdict():
 
 @pytest.fixture(autouse=True)
 def quick_backoff(monkeypatch):
-    monkeypatch.setattr("releasegate.notify.slack.RETRY_BACKOFF_S", 0.05)
+    monkeypatch.setattr("releasegate.notify.slack_api.RETRY_BACKOFF_S", 0.05)
 
 
 @pytest.fixture
