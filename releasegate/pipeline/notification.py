@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from releasegate import store
 from releasegate.audit import record
-from releasegate.conclusion import manifest_name
 from releasegate.context import RunContext, safe_name
-from releasegate.outcome import Outcome
+from releasegate.pipeline.conclusion import manifest_name
+from releasegate.pipeline.outcome import Outcome
+from releasegate.pipeline.results import policy_of
 from releasegate.policy import Policy
-from releasegate.run_results import policy_of
 
 
 def notify(ctx: RunContext, outcome: Outcome) -> str:

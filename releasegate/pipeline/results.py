@@ -7,8 +7,8 @@ from collections.abc import Iterable
 
 from releasegate.atomic import write_atomic
 from releasegate.context import RunContext, safe_name
-from releasegate.gate_faults import PROVISION
 from releasegate.models import StageResult
+from releasegate.pipeline.faults import PROVISION
 from releasegate.policy import Policy, load_policy
 from releasegate.redact import redact_data, remember_policy
 from releasegate.stages import registry

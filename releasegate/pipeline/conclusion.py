@@ -15,12 +15,12 @@ from releasegate import store
 from releasegate.atomic import Staged, write_atomic
 from releasegate.audit import record
 from releasegate.context import RunContext
-from releasegate.defect_recording import active_waivers, record_defects
-from releasegate.gate_faults import GATE_KIND, attempt, cause, gate_fault
 from releasegate.models import AppliedWaiver, DefectChange, StageResult, Verdict
-from releasegate.outcome import Outcome, verdict_json
+from releasegate.pipeline.defects import active_waivers, record_defects
+from releasegate.pipeline.faults import GATE_KIND, attempt, cause, gate_fault
+from releasegate.pipeline.outcome import Outcome, verdict_json
+from releasegate.pipeline.results import expected_stages, merge_results, policy_of, read_results
 from releasegate.policy import Policy
-from releasegate.run_results import expected_stages, merge_results, policy_of, read_results
 from releasegate.verdict import ExpectedStage, decide
 
 log = logging.getLogger("releasegate")
