@@ -1,5 +1,5 @@
-"""The advisories pip-audit reported, as findings: each advisory's OSV record (from the mirror in process, else
-GET /v1/vulns/{id} beside the query URL), its severity and one finding per (package, version, advisory).
+"""The advisories pip-audit reported, as findings: each advisory's OSV record (from the mirror in process,
+else GET /v1/vulns/{id} beside the query URL), its severity and one finding per (package, version, advisory).
 
 Severity: pip-audit's JSON carries none, so it comes from the OSV record: CVSS v3 vector -> base score ->
 rating, else database_specific.severity, else the policy's unknown_severity with
@@ -108,9 +108,6 @@ def cvss_rating(score: float) -> Severity:
     if score < 7:
         return Severity.medium
     return Severity.high if score < 9 else Severity.critical
-
-
-# --- findings ----------------------------------------------------------------------------------------------
 
 
 def parse_pip_audit(doc: Mapping[str, Any], records: Mapping[str, Mapping[str, Any]], unknown_severity: Severity,
