@@ -1,13 +1,10 @@
-"""Defects: one row per service + fingerprint, moved through new → recurring → fixed → reopened.
+"""Defects: one row per service + fingerprint, stored and loaded; the lifecycle's rules are the core's.
 
-A finding seen while its fingerprint is waived moves its defect to ``waived`` (occurrences still
-count); seen again once no waiver covers it, the defect leaves ``waived`` for ``recurring``.
-Observing a service takes a per-service lock (see persistence.locks) so that concurrent runs of one
-service apply their sightings one after another and none is lost.
-
-Observing the same run again is a no-op: a defect remembers the last run that saw it
-(``last_run_id``, so a run counts once) and the run that caused its last transition
-(``changed_run_id``, so a retry whose evidence changed undoes that run's own "fixed").
+How a run moves a defect (new, recurring, fixed, reopened, waived) is ``releasegate.defect_lifecycle``, a pure
+function of the stored row, the run and its sighting; this module loads a service's defects, applies that
+function to each of them in memory and writes the result in bulk. Observing a service takes a per-service lock
+(see persistence.locks) so that concurrent runs of one service apply their sightings one after another and none
+is lost. Observing the same run again is a no-op.
 """
 
 from __future__ import annotations
@@ -23,10 +20,10 @@ from persistence.bulk import BATCH, insert_rows, quiet_gc
 from persistence.locks import advisory_lock
 from persistence.repositories import _rowcount
 from persistence.tables import DefectRow, utcnow
+from releasegate.defect_lifecycle import DefectState, Sighting, transition
 
-OPEN_STATES = frozenset({"new", "recurring", "reopened"})
-FIXABLE_STATES = OPEN_STATES | {"waived"}  # a waived problem that goes away is fixed
 _TABLE = DefectRow.__table__
+_TEXT = {state: state.value for state in DefectState}  # what a state is stored as (and plain str in audit events)
 INSERT_COLUMNS = ("service", "fingerprint", "stage", "kind", "rule", "title", "severity", "state", "previous_state",
                   "first_run_id", "last_run_id", "changed_run_id", "first_seen_at", "last_seen_at", "occurrences",
                   "updated_at")
@@ -130,23 +127,13 @@ class _Plan:
         self.top_id = 0  # the highest id among the service's defects before this plan
 
     def seen(self, finding: dict[str, Any], row: dict[str, Any] | None, waived: bool) -> None:
+        fields = transition(row, self.run_id, Sighting.waived if waived else Sighting.seen, self.seen_at)
         if row is None:
-            state = "waived" if waived else "new"
-            self.inserts.append(_describe(finding) | {
-                "service": self.service, "fingerprint": finding["fingerprint"], "state": state,
-                "previous_state": None, "first_run_id": self.run_id, "last_run_id": self.run_id,
-                "changed_run_id": self.run_id, "first_seen_at": self.seen_at, "last_seen_at": self.seen_at,
-                "occurrences": 1, "updated_at": self.now})
-            self.transitions.append({"fingerprint": finding["fingerprint"], "from": None, "to": state})
-            return
-        state, counts = _state_when_seen(row, self.run_id, waived)
-        if not counts and state == row["state"]:
-            return
-        values = _describe(finding) | {"state": state, "last_run_id": self.run_id,
-                                       "last_seen_at": max(self.seen_at, row["last_seen_at"])}
-        if counts:
-            values["occurrences"] = row["occurrences"] + 1
-        self._move(row, values)
+            self.inserts.append({**_describe(finding), "service": self.service, "fingerprint": finding["fingerprint"],
+                                 **_stored(fields), "updated_at": self.now})
+            self.transitions.append({"fingerprint": finding["fingerprint"], "from": None, "to": fields["state"]})
+        elif fields:
+            self._move(row, _describe(finding) | _stored(fields))
 
     def after(self, existing: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         """Every defect of the service once this plan is written, by id (as the table would give them back)."""
@@ -156,28 +143,22 @@ class _Plan:
         return sorted(rows, key=lambda row: row["id"])
 
     def unseen(self, row: dict[str, Any]) -> None:
-        if row["state"] in FIXABLE_STATES and self.seen_at >= row["last_seen_at"]:
-            self._move(row, {"state": "fixed"})
+        fields = transition(row, self.run_id, Sighting.unseen, self.seen_at)
+        if fields:
+            self._move(row, _stored(fields))
 
     def _move(self, row: dict[str, Any], values: dict[str, Any]) -> None:
         if values["state"] != row["state"]:
-            values |= {"previous_state": row["state"], "changed_run_id": self.run_id}
             self.transitions.append({"fingerprint": row["fingerprint"], "from": row["state"], "to": values["state"]})
         self.updates.append({"id": row["id"], **{c: row[c] for c in UPDATE_COLUMNS}, **values, "updated_at": self.now})
 
 
-def _state_when_seen(row: dict[str, Any], run_id: str, waived: bool) -> tuple[str, bool]:
-    """(state after this run saw the defect, whether this sighting adds an occurrence)."""
-    undo = row["state"] == "fixed" and row["changed_run_id"] == run_id  # this run's earlier attempt fixed it
-    base = row["previous_state"] if undo else row["state"]
-    counts = row["last_run_id"] != run_id  # not yet counted for this run
-    if waived:
-        return "waived", counts
-    if base == "waived":  # its waiver expired or was revoked
-        return "recurring", counts
-    if not counts:
-        return base, False
-    return ("reopened" if base == "fixed" else "recurring"), True
+def _stored(fields: dict[str, Any]) -> dict[str, Any]:
+    """The lifecycle's fields as the table holds them: states as their plain text."""
+    fields["state"] = _TEXT[fields["state"]]
+    if "previous_state" in fields:
+        fields["previous_state"] = _TEXT.get(fields["previous_state"])
+    return fields
 
 
 def _describe(finding: dict[str, Any]) -> dict[str, Any]:

@@ -25,6 +25,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from releasegate.defect_lifecycle import DefectState
+
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -37,7 +39,7 @@ JSONType = JSON().with_variant(JSONB(), "postgresql")
 
 STAGE_STATUSES = ("passed", "failed", "error")
 TEST_OUTCOMES = ("passed", "failed", "error", "skipped", "flaky")
-DEFECT_STATES = ("new", "recurring", "fixed", "reopened", "waived")
+DEFECT_STATES = tuple(state.value for state in DefectState)  # new, recurring, fixed, reopened, waived
 NOTIFICATION_STATUSES = ("sent", "written", "failed")
 
 

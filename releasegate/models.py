@@ -13,6 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from releasegate.defect_lifecycle import DefectState
+
 
 class Severity(str, Enum):
     info = "info"
@@ -197,8 +199,8 @@ class DefectChange(_Model):
     title: str
     stage: str = ""
     severity: str = ""
-    state: str                # new, recurring, reopened, fixed, waived
-    previous: str | None = None
+    state: DefectState        # new, recurring, reopened, fixed, waived
+    previous: DefectState | None = None
 
 
 class Verdict(_Model):
@@ -212,11 +214,11 @@ class Verdict(_Model):
 
     @property
     def new_defects(self) -> list[DefectChange]:
-        return [d for d in self.defects if d.state in ("new", "reopened")]
+        return [d for d in self.defects if d.state in (DefectState.new, DefectState.reopened)]
 
     @property
     def old_defects(self) -> list[DefectChange]:
-        return [d for d in self.defects if d.state in ("recurring", "waived")]
+        return [d for d in self.defects if d.state in (DefectState.recurring, DefectState.waived)]
 
 
 def sha256_file(path: Path) -> str:
