@@ -20,12 +20,13 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from itertools import islice
 from operator import call
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import JSON, Connection, Table
 from sqlalchemy.orm import Session
 
 BATCH = 5_000
+_V = TypeVar("_V")
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
@@ -102,15 +103,18 @@ def _dbapi(connection: Connection) -> Any:
     return raw
 
 
-def _remembering(convert: Callable[[Any], str]) -> Callable[[Any], str]:
-    last: list[Any] = [_UNSET, ""]
+def _remembering(convert: Callable[[Any], _V]) -> Callable[[Any], _V]:
+    """``convert``, answering again without calling it when given the very (immutable) object it was given last."""
+    last_value: list[Any] = [_UNSET]
+    last_answer: list[_V] = []
 
-    def converted(value: Any) -> str:
-        if value is last[0]:
-            return str(last[1])
-        text = convert(value)
-        last[0], last[1] = (value if value.__class__ in _IMMUTABLE else _UNSET), text
-        return text
+    def converted(value: Any) -> _V:
+        if value is last_value[0]:
+            return last_answer[0]
+        answer = convert(value)
+        last_value[0] = value if value.__class__ in _IMMUTABLE else _UNSET
+        last_answer[:] = [answer]
+        return answer
 
     return converted
 
@@ -125,7 +129,7 @@ def _executemany(session: Session, table: Table, columns: Sequence[str], rows: I
     connection = session.connection()
     dialect = connection.dialect
     processors = [table.c[c].type._cached_bind_processor(dialect) for c in columns]
-    pairs = [(i, p) for i, p in enumerate(processors) if p is not None]
+    pairs = [(i, _remembering(p)) for i, p in enumerate(processors) if p is not None]  # repeated values once
     sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
     cursor = _dbapi(connection).cursor()
     written = 0
