@@ -1,9 +1,9 @@
 """Running pip-audit, fail closed: the requirements it audits (exported first where the policy says how), its
 command line, its JSON report, and the checks that the audit really happened.
 
-pip-audit exits 1 both for "vulnerabilities found" and for a crash (an unreachable OSV URL is a traceback and no
-JSON), so the exit code is never read alone: the JSON must exist and list every dependency, nothing on stderr may
-say it did not audit, and a local mirror must have served at least one query per dependency.
+pip-audit exits 1 both for "vulnerabilities found" and for a crash (an unreachable OSV URL is a traceback and
+no JSON), so the exit code is never read alone: the JSON must exist and list every dependency, nothing on
+stderr may say it did not audit, and a local mirror must have served at least one query per dependency.
 """
 
 from __future__ import annotations

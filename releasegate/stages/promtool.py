@@ -1,4 +1,4 @@
-"""promtool on the alerts stage's rule files and rule tests: running it, and reading its output (pure parsers).
+"""promtool on the alerts stage's rule files and rule tests: running it and reading its output (pure parsers).
 
 promtool (2.42) prints "Checking F" / "Unit Testing: F" on stdout and, on failure, "FAILED:" and
 the details on stderr; the parsers read both as one text (stdout, a newline, stderr). A rule file
