@@ -1,38 +1,30 @@
-"""Locust's stats history, read once, and what the stress and soak profiles make of it: pure functions.
+"""What the stress and soak profiles make of Locust's stats history: pure functions.
 
-`parse_stats_history` reads `<prefix>_stats_history.csv` (written with --csv-full-history: one row per
-request name and second, plus the 'Aggregated' row). Request and failure counts in a row are totals
-since the start; its percentiles are Locust's *current* ones, over the last few seconds. The gate sets
-that window to the length of a stress step or soak window (see locust_shapes/), so the row that ends a
-step or window carries the percentiles of exactly that step or window.
+A stress step or a soak window is the traffic between two history rows of one request name (`Window`): the
+steps a stress run reached (`stress_steps`) and where an overall or endpoint budget first broke
+(`stress_outcome`); the consecutive windows of a soak (`soak_windows`), its p95 drift (`drift_ratio`) and the
+service's memory over the run (`memory_summary`). The history itself is read in
+releasegate.stages.locust_output; the rows a step or window ends on carry its percentiles (see there).
 """
 
 from __future__ import annotations
 
-import csv
 from dataclasses import asdict, dataclass
 
-from releasegate.errors import StageError
 from releasegate.policy import Budgets
+from releasegate.stages.locust_output import (
+    AGGREGATED,
+    HistoryRow,
+    names,
+    of_name,
+    parse_stats_history,
+    time_series,
+)
 
-AGGREGATED = "Aggregated"
-PERCENTILES = {"p50_ms": "50%", "p95_ms": "95%", "p99_ms": "99%"}
-
-
-@dataclass(frozen=True)
-class HistoryRow:
-    """One row of the stats history: the state of one request name at one second."""
-
-    timestamp: int
-    users: int
-    name: str
-    rps: float
-    failures_per_s: float
-    p50_ms: float | None
-    p95_ms: float | None
-    p99_ms: float | None
-    requests: int
-    failures: int
+# what the load stage, the report's tests and the profiles' tests read from here, wherever it lives
+__all__ = ["AGGREGATED", "Breach", "HistoryRow", "StressOutcome", "Window", "drift_ratio", "memory_summary",
+           "names", "of_name", "parse_stats_history", "soak_windows", "stress_outcome", "stress_steps",
+           "time_series", "window_between", "window_breaches"]
 
 
 @dataclass(frozen=True)
@@ -86,52 +78,6 @@ class StressOutcome:
             return self.steps[-1] if self.steps else None
         return self.steps[self.broke_at - 1] if self.broke_at > 0 else None
 
-
-# --- parsing -----------------------------------------------------------------------------------------
-
-def parse_stats_history(text: str, source: str = "stats_history.csv") -> list[HistoryRow]:
-    """Locust's <prefix>_stats_history.csv into rows; StageError when it cannot be read or is empty."""
-    try:
-        rows = [_history_row(row) for row in csv.DictReader(text.splitlines())]
-    except (KeyError, ValueError, TypeError, csv.Error) as exc:
-        raise StageError(f"{source}: Locust stats history cannot be read ({type(exc).__name__}: {exc})") from None
-    if not any(r.name == AGGREGATED for r in rows):
-        raise StageError(f"{source}: no 'Aggregated' rows — was Locust run with --csv-full-history?")
-    return rows
-
-
-def _history_row(row: dict[str, str]) -> HistoryRow:
-    return HistoryRow(timestamp=int(row["Timestamp"]), users=int(row["User Count"]), name=row["Name"],
-                      rps=float(row["Requests/s"]), failures_per_s=float(row["Failures/s"]),
-                      p50_ms=_ms(row["50%"]), p95_ms=_ms(row["95%"]), p99_ms=_ms(row["99%"]),
-                      requests=int(row["Total Request Count"]), failures=int(row["Total Failure Count"]))
-
-
-def _ms(value: str) -> float | None:
-    return None if value in ("N/A", "") else float(value)
-
-
-def of_name(rows: list[HistoryRow], name: str = AGGREGATED) -> list[HistoryRow]:
-    return [r for r in rows if r.name == name]
-
-
-def names(rows: list[HistoryRow]) -> list[str]:
-    return sorted({r.name for r in rows if r.name != AGGREGATED})
-
-
-# --- the time series for charts ------------------------------------------------------------------------
-
-def time_series(rows: list[HistoryRow]) -> dict[str, list]:
-    """The aggregated rows as columns, time in seconds from the first row (compact JSON for the report)."""
-    agg = of_name(rows)
-    t0 = agg[0].timestamp if agg else 0
-    return {"t_s": [r.timestamp - t0 for r in agg], "users": [r.users for r in agg],
-            "rps": [r.rps for r in agg], "failures_per_s": [r.failures_per_s for r in agg],
-            "p50_ms": [r.p50_ms for r in agg], "p95_ms": [r.p95_ms for r in agg],
-            "p99_ms": [r.p99_ms for r in agg], "requests": [r.requests for r in agg]}
-
-
-# --- windows -----------------------------------------------------------------------------------------
 
 def window_between(before: HistoryRow | None, last: HistoryRow, t0: int) -> Window:
     """The traffic after row `before` (None: from the start) up to and including row `last`."""
@@ -190,8 +136,6 @@ def drift_ratio(windows: list[Window]) -> float | None:
     return measured[-1].p95_ms / measured[0].p95_ms  # type: ignore[operator]
 
 
-# --- budgets per window -------------------------------------------------------------------------------
-
 def window_breaches(scope: str, budgets: Budgets, window: Window, with_throughput: bool = False) -> list[Breach]:
     """The budgets a window breaks. Throughput (min_rps) only when asked: a stress step with few users
     sends little traffic by design, so a throughput floor says nothing about where the service breaks."""
@@ -222,8 +166,6 @@ def stress_outcome(rows: list[HistoryRow], targets: list[int], overall: Budgets,
             return StressOutcome(steps, index, breaches)
     return StressOutcome(steps, None, [])
 
-
-# --- memory --------------------------------------------------------------------------------------------
 
 def memory_summary(samples: list[tuple[float, float]]) -> dict[str, float] | None:
     """First, last and largest RSS (MB) of (seconds, MB) samples, and growth = last - first; None if none."""
