@@ -14,15 +14,19 @@ refused: look-alike letters from other scripts (Cyrillic ``о`` in ``bоb``) can
 Latin ones reliably, so a login name or handle written in ASCII is what the gate asks for. The
 canonical form is what is stored and compared.
 
-A waiver lasts at most ``max_days`` (the policy's ``waivers.max_days``, default 90, at most 365).
+A waiver lasts at most ``max_days`` (the policy's ``waivers.max_days``, default 90, at most 365). It applies
+while it is not revoked and the day (UTC) is before its expiry date: it stops applying at once when revoked and
+from the first moment (UTC) of its expiry date. One finding has at most one live waiver; a revoked waiver stays
+revoked.
 """
 
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 DEFAULT_MAX_DAYS = 90
 LIMIT_MAX_DAYS = 365
@@ -114,6 +118,33 @@ def check_expiry(expires_on: date, at: datetime, max_days: int = DEFAULT_MAX_DAY
         raise ValueError(f"expiry {expires_on.isoformat()} is {(expires_on - today).days} days away: a waiver lasts "
                          f"at most {max_days} days (waivers.max_days in the service's gate.yaml) — pick a date "
                          f"on or before {latest.isoformat()}, and renew it then if the risk is still accepted")
+
+
+def applies(waiver: Mapping[str, Any], at: datetime) -> bool:
+    """Whether a stored waiver covers its finding at ``at``: not revoked, and ``at``'s day (UTC) before its expiry."""
+    return waiver["revoked_at"] is None and utc_day(at) < waiver["expires_on"]
+
+
+def status_at(waiver: Mapping[str, Any], at: datetime) -> str:
+    """``active``, ``expired`` or ``revoked``: what a listing shows for the waiver at ``at``."""
+    if waiver["revoked_at"] is not None:
+        return "revoked"
+    return "active" if applies(waiver, at) else "expired"
+
+
+def check_no_overlap(live: Iterable[Mapping[str, Any]], service: str, fingerprint: str) -> None:
+    """ValueError when one of the service's ``live`` waivers already covers the fingerprint."""
+    for waiver in live:
+        if waiver["fingerprint"] == fingerprint:
+            raise ValueError(f"waiver #{waiver['id']} already covers {fingerprint[:12]} of {service} until "
+                             f"{waiver['expires_on'].isoformat()}: revoke it first to replace it")
+
+
+def check_not_revoked(waiver: Mapping[str, Any]) -> None:
+    """ValueError when the waiver was revoked already (a revocation is final and recorded once)."""
+    if waiver["revoked_at"] is not None:
+        raise ValueError(f"waiver #{waiver['id']} was already revoked at {waiver['revoked_at'].isoformat()} "
+                         f"by {waiver['revoked_by']} ({waiver['revoke_reason']})")
 
 
 def check_revoke(by: str, reason: str) -> tuple[str, str]:

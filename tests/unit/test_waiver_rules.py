@@ -6,12 +6,16 @@ import pytest
 
 from releasegate.waiver_rules import (
     DEFAULT_MAX_DAYS,
+    applies,
     caller_identity,
     canonical_identity,
     check_expiry,
     check_grant,
+    check_no_overlap,
+    check_not_revoked,
     check_revoke,
     same_person,
+    status_at,
 )
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -122,3 +126,35 @@ def test_caller_identity_records_os_user_and_ci_logins_that_are_set():
                                               "build_user": "jenkins-bob"}
     assert caller_identity({}, None) == {}
     assert len(caller_identity({"BUILD_USER": "x" * 500}, None)["build_user"]) == 200
+
+
+def stored(expires_on=SOON, revoked_at=None, fingerprint="f" * 32) -> dict:
+    return {"id": 7, "fingerprint": fingerprint, "expires_on": expires_on, "revoked_at": revoked_at,
+            "revoked_by": "carol" if revoked_at else None, "revoke_reason": "fixed" if revoked_at else None}
+
+
+@pytest.mark.parametrize(("waiver", "at", "status"), [
+    (stored(), T0, "active"),
+    (stored(), datetime(2026, 11, 30, 23, 59, tzinfo=UTC), "active"),                       # the day before expiry
+    (stored(), datetime(2026, 12, 1, 0, 0, tzinfo=UTC), "expired"),                          # from its first moment
+    (stored(), datetime(2026, 12, 1, 0, 30, tzinfo=timezone(timedelta(hours=2))), "active"),  # still Nov 30 in UTC
+    (stored(revoked_at=T0), T0, "revoked"),                                                  # at once
+    (stored(revoked_at=T0), datetime(2027, 1, 1, tzinfo=UTC), "revoked"),
+])
+def test_a_waiver_applies_until_its_expiry_day_in_utc_unless_revoked(waiver, at, status):
+    assert status_at(waiver, at) == status
+    assert applies(waiver, at) is (status == "active")
+
+
+def test_one_live_waiver_per_finding():
+    live = [stored(fingerprint="a" * 32), stored(fingerprint="b" * 32)]
+
+    check_no_overlap(live, "orders", "c" * 32)
+    with pytest.raises(ValueError, match="waiver #7 already covers bbbbbbbbbbbb of orders until 2026-12-01: revoke"):
+        check_no_overlap(live, "orders", "b" * 32)
+
+
+def test_a_revoked_waiver_cannot_be_revoked_again():
+    check_not_revoked(stored())
+    with pytest.raises(ValueError, match="waiver #7 was already revoked at 2026-11-24T12:00:00\\+00:00 by carol \\(fixed\\)"):
+        check_not_revoked(stored(revoked_at=T0))
