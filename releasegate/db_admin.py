@@ -28,7 +28,7 @@ class PurgeOutcome:
 
 def purge(days: float, at: datetime | None = None) -> PurgeOutcome:
     """Delete runs started more than ``days`` ago that nothing protects, then their evidence folders."""
-    from persistence.lifecycle import purge as purge_rows
+    from persistence.retention import purge as purge_rows
 
     if days < 0:
         raise AdminError(f"--older-than {days:g}: give a number of days, 0 or more (e.g. 90)")

@@ -13,8 +13,8 @@ from sqlalchemy.engine import make_url
 
 from persistence import UnitOfWork, engine_from_url, metadata
 from persistence.backup import BackupError, backup, restore
-from persistence.lifecycle import purge
 from persistence.migrate import current, downgrade, upgrade
+from persistence.retention import purge
 from releasegate import store
 from releasegate.cli import main
 from tests.support.builders import finding_record

@@ -27,14 +27,12 @@ from persistence.tables import (
     VerdictRow,
     WaiverRow,
 )
+from persistence.waivers import live
+from releasegate.defect_lifecycle import DefectState
 
 _CHUNK = 500
 _CHILDREN = (FindingRow, TestCaseRow, StageResultRow, VerdictRow, NotificationRow)
 KEEP_REASONS = ("go_verdict", "open_defect", "live_waiver")
-
-
-def _utc(at: datetime) -> datetime:
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
 @dataclass
@@ -83,15 +81,15 @@ def _go_runs(session: Session, _at: datetime) -> set[str]:
 
 
 def _open_defect_runs(session: Session, _at: datetime) -> set[str]:
-    rows = session.execute(select(DefectRow.first_run_id, DefectRow.last_run_id).where(DefectRow.state != "fixed"))
+    rows = session.execute(select(DefectRow.first_run_id, DefectRow.last_run_id).where(
+        DefectRow.state != DefectState.fixed.value))
     return {run_id for row in rows for run_id in row}
 
 
 def _waived_defect_runs(session: Session, at: datetime) -> set[str]:
-    live = select(WaiverRow.service, WaiverRow.fingerprint).where(
-        WaiverRow.revoked_at.is_(None), WaiverRow.expires_on > _utc(at).date())
+    waived = select(WaiverRow.service, WaiverRow.fingerprint).where(live(at))
     query = select(DefectRow.first_run_id, DefectRow.last_run_id).where(
-        tuple_(DefectRow.service, DefectRow.fingerprint).in_(live))
+        tuple_(DefectRow.service, DefectRow.fingerprint).in_(waived))
     return {run_id for row in session.execute(query) for run_id in row}
 
 
