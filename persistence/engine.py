@@ -12,7 +12,6 @@ libpq options in the URL's query (``?sslmode=require``) reach the driver unchang
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,7 +24,6 @@ if TYPE_CHECKING:
     from airflow.sdk import Connection as AirflowConnection
 
 ENV_URL = "RELEASEGATE_DB_URL"
-CONN_ID = "releasegate_db"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_BEGIN_MODES = ("DEFERRED", "IMMEDIATE", "EXCLUSIVE")
 PG_CONNECT_TIMEOUT_S = 10  # a server that does not answer is a fault to report, not a wait without end
@@ -101,25 +99,12 @@ def with_sslmode(url: str, sslmode: str) -> str:
 
 
 def _airflow_connection_url() -> str | None:
-    """The ``releasegate_db`` connection as a SQLAlchemy URL, or None.
+    """The Airflow connection ``releasegate_db`` as a SQLAlchemy URL, or None (the Airflow glue looks it up, and
+    only inside an Airflow process or when ``AIRFLOW_CONN_RELEASEGATE_DB`` is set)."""
+    from releasegate.airflow_glue import gate_database_connection
 
-    Looked up only inside an Airflow process (airflow already imported: a task, ``dag.test()``, a
-    plugin), where ``Connection.get`` asks every configured secrets backend (Execution API in a
-    worker, env vars, Vault...), or when ``AIRFLOW_CONN_RELEASEGATE_DB`` is set. A plain CLI
-    process does not pay for importing Airflow (~3 s) just to find nothing.
-    """
-    if "airflow" not in sys.modules and not os.environ.get("AIRFLOW_CONN_RELEASEGATE_DB"):
-        return None
-    try:
-        from airflow.sdk import Connection
-        from airflow.sdk.exceptions import AirflowNotFoundException
-    except ImportError:
-        return None
-    try:
-        conn = Connection.get(CONN_ID)
-    except AirflowNotFoundException:
-        return None
-    return connection_to_url(conn)
+    conn = gate_database_connection()
+    return None if conn is None else connection_to_url(conn)
 
 
 def connection_to_url(conn: AirflowConnection) -> str:

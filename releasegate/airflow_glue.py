@@ -1,23 +1,35 @@
-"""What the DAG's tasks call: one function per task, turning XCom dicts into the core's types and back.
+"""Where the gate meets Airflow: what the DAG's tasks call (one function per task, turning XCom dicts into the
+core's types and back), and the one place the gate asks Airflow for a connection (one function per connection,
+through the Task SDK's ``Connection.get``, which asks every configured secrets backend).
 
-Imports airflow only inside functions (the core never needs a scheduler).
+Imports airflow and the pipeline only inside functions: the core never needs a scheduler, and the gate database
+and Slack can ask for their connections without loading the gate.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from releasegate import pipeline
 from releasegate.context import RunContext
 from releasegate.errors import PolicyError
 from releasegate.models import Status
 
+if TYPE_CHECKING:
+    from airflow.sdk import Connection
+
 log = logging.getLogger("releasegate")
+
+GATE_DB_CONNECTION = "releasegate_db"
 
 
 def open_run(params: dict, dag_id: str, run_id: str, repo_root: Path) -> dict:
     from airflow.sdk.exceptions import AirflowFailException
+
+    from releasegate import pipeline
 
     policy_path = Path(params["policy"])
     if not policy_path.is_absolute():
@@ -36,6 +48,7 @@ def planned(ctx: dict, what: str) -> list[str]:
     """The stages of this run one of the DAG's planning tasks maps over (releasegate/stages/registry.py):
     ``suites`` (run_suite), ``checks`` (run_check: registered stages without a task of their own that do not
     measure) and ``measures`` (measure: those that do, one at a time after chaos); anything else: every stage."""
+    from releasegate import pipeline
     from releasegate.stages import registry
 
     plans = registry.planned(pipeline.policy_of(RunContext(**ctx)))
@@ -47,6 +60,8 @@ def planned(ctx: dict, what: str) -> list[str]:
 
 def provision(ctx: dict) -> dict | None:
     from airflow.sdk.exceptions import AirflowException
+
+    from releasegate import pipeline
 
     env = pipeline.provision_service(RunContext(**ctx))
     result = _saved(ctx, pipeline.PROVISION)
@@ -70,6 +85,8 @@ def run_stage(ctx: dict, stage: str, env: dict | None) -> dict:
     """Run a planned stage; a stage the policy does not plan is skipped; a tool error fails the task (retried)."""
     from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 
+    from releasegate import pipeline
+
     context = RunContext(**ctx)
     if stage not in pipeline.stage_names(pipeline.policy_of(context)):
         raise AirflowSkipException(f"{stage}: not in this service's policy")
@@ -80,6 +97,8 @@ def run_stage(ctx: dict, stage: str, env: dict | None) -> dict:
 
 
 def stop(ctx: dict, env: dict | None) -> str:
+    from releasegate import pipeline
+
     return pipeline.finish(RunContext(**ctx), env)
 
 
@@ -88,6 +107,8 @@ def conclude(ctx: dict) -> dict:
     task; a verdict the gate database could not keep fails it too (Airflow retries both, and a retry that gets
     through replaces that verdict). The `verdict` task answers with what was kept either way."""
     from airflow.sdk.exceptions import AirflowException
+
+    from releasegate import pipeline
 
     context = RunContext(**ctx)
     try:
@@ -103,11 +124,15 @@ def conclude(ctx: dict) -> dict:
 
 
 def notify(ctx: dict, outcome: dict) -> str:
+    from releasegate import pipeline
+
     context = RunContext(**ctx)
     return pipeline.notify(context, pipeline.load_outcome(context))
 
 
 def _saved(ctx: dict, stage: str):
+    from releasegate import pipeline
+
     return next((r for r in pipeline.load_results(RunContext(**ctx)) if r.stage == stage), None)
 
 
@@ -116,6 +141,8 @@ def verdict_json(ctx: dict) -> dict:
 
     When compile_report left no verdict (it failed, or was stopped, before writing one) the answer is an
     INCONCLUSIVE verdict naming that, recorded where it still can be: the run never ends without one."""
+    from releasegate import pipeline
+
     context = RunContext(**ctx)
     try:
         outcome = pipeline.load_outcome(context)
@@ -142,3 +169,42 @@ def enforce(outcome: dict) -> str:
     more = f" (and {len(reasons) - 3} more)" if len(reasons) > 3 else ""
     raise AirflowFailException(f"{decision} for {outcome['service']} {outcome['version']}: {top}{more} — "
                                f"report: {outcome.get('report', '')}")
+
+
+def gate_database_connection() -> Connection | None:
+    """The Airflow connection ``releasegate_db`` (the gate database), or None when there is none.
+
+    Asked only inside an Airflow process (airflow already imported: a task, ``dag.test()``, a plugin), or when
+    ``AIRFLOW_CONN_RELEASEGATE_DB`` is set: a plain CLI process does not pay for importing Airflow (~3 s) just
+    to find nothing. A connection that does not exist is None; a secrets backend that fails raises.
+    """
+    if "airflow" not in sys.modules and not os.environ.get("AIRFLOW_CONN_RELEASEGATE_DB"):
+        return None
+    try:
+        from airflow.sdk import Connection
+        from airflow.sdk.exceptions import AirflowNotFoundException
+    except ImportError:
+        return None
+    try:
+        return Connection.get(GATE_DB_CONNECTION)
+    except AirflowNotFoundException:
+        return None
+
+
+def slack_connection(conn_id: str) -> Connection | None:
+    """The Airflow connection ``conn_id`` that holds the Slack bot token, or None.
+
+    Asked only inside an Airflow task (Airflow exports ``AIRFLOW_CTX_*`` into a running task's environment).
+    A connection that cannot be read (not found, no API server, a secrets backend down) is None, logged:
+    Slack then counts as not configured.
+    """
+    if not os.environ.get("AIRFLOW_CTX_DAG_ID"):
+        return None
+    try:
+        from airflow.sdk import Connection
+
+        return Connection.get(conn_id)
+    except Exception as exc:  # noqa: BLE001 (not found, no API server, backend down: "not configured")
+        log.info("Slack: connection %r not usable (%s); treating Slack as not configured",
+                 conn_id, type(exc).__name__)
+        return None

@@ -45,8 +45,6 @@ def resolve_target(slack_cfg: Slack) -> SlackTarget | None:
     token = os.environ.get(TOKEN_ENV, "").strip()
     if token:
         return SlackTarget(token, os.environ.get(BASE_URL_ENV) or None, TOKEN_ENV)
-    if not _inside_airflow_task():
-        return None
     return _target_from_connection(slack_cfg.connection_id)
 
 
@@ -71,24 +69,15 @@ def post(target: SlackTarget, payload: dict[str, Any]) -> NotifyOutcome:
     return NotifyOutcome("sent", counter.attempts, payload, response=body)
 
 
-def _inside_airflow_task() -> bool:
-    """Airflow exports AIRFLOW_CTX_* into a running task's environment; elsewhere we skip the lookup."""
-    return bool(os.environ.get("AIRFLOW_CTX_DAG_ID"))
-
-
 def _target_from_connection(conn_id: str) -> SlackTarget | None:
-    """The SlackHook convention: the password is the token, extra 'base_url' (or its old prefixed key)."""
-    try:
-        from airflow.sdk import Connection
+    """The SlackHook convention: the password is the token, extra 'base_url' (or its old prefixed key). The Airflow
+    glue looks the connection up, and only inside an Airflow task."""
+    from releasegate.airflow_glue import slack_connection
 
-        conn = Connection.get(conn_id)
-        extra = conn.extra_dejson or {}
-    except Exception as exc:  # noqa: BLE001 (not found, no API server, backend down: "not configured")
-        log.info("Slack: connection %r not usable (%s); treating Slack as not configured",
-                 conn_id, type(exc).__name__)
+    conn = slack_connection(conn_id)
+    if conn is None or not conn.password:
         return None
-    if not conn.password:
-        return None
+    extra = conn.extra_dejson or {}
     base_url = extra.get("base_url") or extra.get("extra__slack__base_url") or None
     return SlackTarget(conn.password, base_url, f"connection {conn_id!r}")
 
