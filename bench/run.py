@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from releasegate.models import Finding, Severity, StageResult, Status  # noqa: E402
-from releasegate.osv_mirror import Advisories, matching, normalise_name, read_records  # noqa: E402
+from releasegate.servers.osv_mirror import Advisories, matching, normalise_name, read_records  # noqa: E402
 from releasegate.stages.junit import parse_junit  # noqa: E402
 from releasegate.verdict import ExpectedStage, decide  # noqa: E402
 

@@ -1,7 +1,7 @@
 """Provision the service under test on its own 127.0.0.1 port, and stop it whatever happened.
 
 Dependencies (environment.dependencies) start first, each on its own free port and, with `proxy: true`,
-behind the gate's fault-injecting TCP proxy (releasegate.faultproxy); the service reaches one through
+behind the gate's fault-injecting TCP proxy (releasegate.servers.faultproxy); the service reaches one through
 {dep_NAME_url}. Every process runs detached (its own session) so that it outlives the provisioning task;
 teardown stops each by its process id, after checking the id still belongs to the process this gate started,
 and stops every other one even when stopping one fails.

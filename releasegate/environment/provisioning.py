@@ -104,7 +104,7 @@ def _start_dependency(policy: Policy, ctx: RunContext, dep: Dependency) -> Runni
 
 def _start_proxy(ctx: RunContext, name: str, upstream_port: int) -> RunningProxy:
     port, control = free_port(), free_port()
-    argv = [sys.executable, "-m", "releasegate.faultproxy", "--listen", f"{HOST}:{port}",
+    argv = [sys.executable, "-m", "releasegate.servers.faultproxy", "--listen", f"{HOST}:{port}",
             "--upstream", f"{HOST}:{upstream_port}", "--control", f"{HOST}:{control}"]
     log_path = ctx.evidence / "provision" / f"proxy-{name}.log"
     proc = _start(argv, ctx.evidence, child_pythonpath(), log_path, port)

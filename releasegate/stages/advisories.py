@@ -18,7 +18,7 @@ from typing import Any
 
 from releasegate.fingerprint import fingerprint
 from releasegate.models import Finding, Severity
-from releasegate.osv_mirror import OsvMirror, normalise_name
+from releasegate.servers.osv_mirror import OsvMirror, normalise_name
 from releasegate.stages.osv_source import HTTP_TIMEOUT_S
 
 FINDING_KIND = "vulnerability"

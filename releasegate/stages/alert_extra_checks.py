@@ -3,9 +3,9 @@ metrics, the tests it ran):
 
 - `budget_checks`: each load budget mapped in `alerts.budgets` has an alert that exists, is no looser than the
   budget and fires in a generated boundary test, which promtool runs beside a copy of the rule files
-  (releasegate.alert_budgets; the test file is kept in the evidence);
+  (releasegate.stages.alert_budgets; the test file is kept in the evidence);
 - `route_checks`: `amtool check-config` passes and each expected route of `alerts.alertmanager` reaches its
-  receivers (releasegate.alert_routes).
+  receivers (releasegate.stages.alert_routes).
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from releasegate import alert_budgets, alert_routes
 from releasegate.errors import StageError
 from releasegate.models import Finding, Metric
 from releasegate.policy import Alerts, Budgets
+from releasegate.stages import alert_budgets, alert_routes
 from releasegate.stages.base import ToolRun, find_tool, run_tool
 from releasegate.stages.promtool import PROMTOOL_OK, TestOutcome, agree, read_test, tool_text
 

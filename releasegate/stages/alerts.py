@@ -8,9 +8,9 @@ promtool missing, killed or stopped at the timeout, an exit status other than 0 
 output, or output without SUCCESS / FAILED, is a StageError.
 
 With `alerts.budgets`, each mapped load budget's alert must exist, be no looser than the budget and fire in
-a generated boundary test (releasegate.alert_budgets; the test file is kept in the evidence). With
+a generated boundary test (releasegate.stages.alert_budgets; the test file is kept in the evidence). With
 `alerts.alertmanager`, `amtool check-config` must pass and each expected route must reach its receivers
-(releasegate.alert_routes).
+(releasegate.stages.alert_routes).
 
 promtool's run and output: releasegate.stages.promtool; the budget and route checks:
 releasegate.stages.alert_extra_checks.

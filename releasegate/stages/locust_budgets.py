@@ -11,7 +11,7 @@ from releasegate.fingerprint import fingerprint
 from releasegate.models import Attempt, Finding, Metric
 from releasegate.policy import Budgets, Load
 from releasegate.stages.locust_output import AGGREGATED, EndpointStats, Measurement
-from releasegate.telemetry import cross_check
+from releasegate.stages.telemetry import cross_check
 
 
 @dataclass(frozen=True)

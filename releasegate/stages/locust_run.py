@@ -23,7 +23,7 @@ from releasegate.stages.locust_output import (
     parse_stats_history,
     time_series,
 )
-from releasegate.telemetry import scrape
+from releasegate.stages.telemetry import scrape
 
 SHAPES = Path(__file__).resolve().parent / "locust_shapes"
 STRESS_SHAPE = SHAPES / "releasegate_stress_shape.py"

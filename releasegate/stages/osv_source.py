@@ -18,8 +18,8 @@ from pathlib import Path
 from releasegate import trace
 from releasegate.errors import StageError
 from releasegate.models import AdvisoryData, Metric, sha256_file
-from releasegate.osv_mirror import OsvMirror
 from releasegate.policy import PipAudit, Policy
+from releasegate.servers.osv_mirror import OsvMirror
 
 PREFLIGHT_QUERY = {"package": {"name": "pip", "ecosystem": "PyPI"}, "version": "0.0.0"}
 HTTP_TIMEOUT_S = 10
@@ -36,7 +36,7 @@ def osv_endpoint(policy: Policy, spec: PipAudit) -> Iterator[tuple[str, OsvMirro
         raise StageError(f"{policy.path}: scans.pip_audit.osv_data: {data} does not exist — "
                          "point it at OSV JSON lines (.gz allowed), relative to the policy")
     with OsvMirror(data) as mirror:
-        trace.record("start", [sys.executable, "-m", "releasegate.osv_mirror", str(data), "--port", str(mirror.port)],
+        trace.record("start", [sys.executable, "-m", "releasegate.servers.osv_mirror", str(data), "--port", str(mirror.port)],
                      Path.cwd(), port=mirror.port)
         yield mirror.url, mirror
 

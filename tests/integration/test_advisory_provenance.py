@@ -19,8 +19,8 @@ import yaml
 from releasegate import pipeline
 from releasegate.context import RunContext
 from releasegate.models import Status
-from releasegate.osv_mirror import OsvMirror
 from releasegate.policy import load_policy
+from releasegate.servers.osv_mirror import OsvMirror
 from releasegate.stages import pip_audit
 from tests.support.demo import DEMO_POLICY
 

@@ -24,8 +24,8 @@ import yaml
 from releasegate.context import RunContext
 from releasegate.environment import Environment
 from releasegate.models import StageResult, Status
-from releasegate.osv_mirror import OsvMirror
 from releasegate.policy import Policy, load_policy
+from releasegate.servers.osv_mirror import OsvMirror
 from releasegate.stages import alerts, chaos, locust_load, pip_audit, pytest_suites, semgrep
 from releasegate.tools import tool_versions
 from tests.support.fake_tools import fake_tool, tool_variable

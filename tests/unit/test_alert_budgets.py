@@ -5,7 +5,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from releasegate.alert_budgets import (
+from releasegate.models import Severity
+from releasegate.policy import AlertBudgets, Budgets, FeedSeries
+from releasegate.stages.alert_budgets import (
     alert_rules,
     boundary_tests,
     case_findings,
@@ -19,8 +21,6 @@ from releasegate.alert_budgets import (
     rule_findings,
     unchecked,
 )
-from releasegate.models import Severity
-from releasegate.policy import AlertBudgets, Budgets, FeedSeries
 
 DEMO = Path(__file__).resolve().parents[2] / "include" / "demo" / "releases"
 HISTOGRAM = {"shape": "histogram", "metric": "http_request_duration_seconds_bucket", "labels": {"job": "inventory"}}

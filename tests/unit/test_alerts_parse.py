@@ -4,16 +4,16 @@ from pathlib import Path
 
 import pytest
 
-from releasegate.alert_routes import (
+from releasegate.errors import StageError
+from releasegate.models import Severity
+from releasegate.policy import RouteExpectation
+from releasegate.stages.alert_routes import (
     config_finding,
     label_args,
     parse_check_config,
     parse_routes,
     route_finding,
 )
-from releasegate.errors import StageError
-from releasegate.models import Severity
-from releasegate.policy import RouteExpectation
 from releasegate.stages.alerts import count_rules, count_tests, finding, parse_check, parse_test
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "promtool"

@@ -12,7 +12,7 @@ from http.server import ThreadingHTTPServer
 
 import pytest
 
-from releasegate.faultproxy import Proxy, control_handler
+from releasegate.servers.faultproxy import Proxy, control_handler
 
 LOOPBACK = "127.0.0.1"
 

@@ -7,7 +7,7 @@ import urllib.request
 import pytest
 from packaging.version import Version
 
-from releasegate.osv_mirror import Advisories, OsvMirror, affects, in_range, matching, normalise_name
+from releasegate.servers.osv_mirror import Advisories, OsvMirror, affects, in_range, matching, normalise_name
 
 RECORD = {
     "id": "PYSEC-0000-1", "modified": "2024-01-01T00:00:00Z", "aliases": ["CVE-0000-1"],

@@ -8,7 +8,7 @@ import pytest
 from releasegate.errors import StageError
 from releasegate.models import Severity
 from releasegate.policy import Telemetry
-from releasegate.telemetry import (
+from releasegate.stages.telemetry import (
     Sample,
     counter_increase,
     cross_check,

@@ -1,6 +1,6 @@
 """A fault-injecting TCP proxy for a service's dependency, driven over a loopback HTTP control API.
 
-    python -m releasegate.faultproxy --listen 127.0.0.1:P --upstream 127.0.0.1:Q --control 127.0.0.1:C
+    python -m releasegate.servers.faultproxy --listen 127.0.0.1:P --upstream 127.0.0.1:Q --control 127.0.0.1:C
 
 Control API (JSON, loopback only):
     GET  /healthz   -> {"status": "ok"}
@@ -207,7 +207,7 @@ def address(text: str) -> tuple[str, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m releasegate.faultproxy", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m releasegate.servers.faultproxy", description=__doc__.splitlines()[0])
     parser.add_argument("--listen", type=address, required=True)
     parser.add_argument("--upstream", type=address, required=True)
     parser.add_argument("--control", type=address, required=True)

@@ -13,7 +13,7 @@ pip-audit 2.10 (`-s osv --osv-url URL`) only POSTs single queries to URL (pip_au
     with OsvMirror(path) as mirror:
         run pip-audit with --osv-url mirror.url      # http://127.0.0.1:PORT/v1/query
 
-    python -m releasegate.osv_mirror FILE --port N   # standalone
+    python -m releasegate.servers.osv_mirror FILE --port N   # standalone
 """
 
 from __future__ import annotations
@@ -286,7 +286,7 @@ class OsvMirror:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m releasegate.osv_mirror",
+    parser = argparse.ArgumentParser(prog="python -m releasegate.servers.osv_mirror",
                                      description="Serve OSV advisories from a local JSON-lines file on 127.0.0.1.")
     parser.add_argument("file", type=Path, help="OSV records, one JSON object per line (.gz allowed)")
     parser.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0: any free port)")
