@@ -15,6 +15,7 @@ The gate starts it (one per dependency with `proxy: true`) and stops it by its p
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
 import socket
@@ -46,6 +47,13 @@ class Proxy:
         self.resetting: weakref.WeakSet[socket.socket] = weakref.WeakSet()
         self.counters = {"connections": 0, "refused": 0, "reset": 0}
         self.server = socket.create_server(listen, reuse_port=False)
+
+    def close(self) -> None:
+        """Stop accepting: shutting the listening socket down wakes the thread blocked in ``serve``'s accept (a
+        plain close does not on Linux, and the thread would accept again on whatever socket reuses the number)."""
+        with contextlib.suppress(OSError):
+            self.server.shutdown(socket.SHUT_RDWR)
+        self.server.close()
 
     def serve(self) -> None:
         while True:
@@ -223,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyboardInterrupt, SystemExit):
         pass
     finally:
-        proxy.server.close()
+        proxy.close()
         control.server_close()
     return 0
 

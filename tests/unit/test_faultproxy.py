@@ -53,9 +53,33 @@ def proxy() -> Iterator[tuple[Proxy, str]]:
     finally:
         control.shutdown()
         control.server_close()
-        proxy.server.close()
+        proxy.close()
         proxy.reset_active()
+        upstream.shutdown(socket.SHUT_RDWR)
         upstream.close()
+
+
+def test_a_closed_proxy_stops_accepting_and_takes_nothing_from_the_next_server():
+    upstream = _echo_server()
+    proxy = Proxy((LOOPBACK, 0), upstream.getsockname())
+    accepting = threading.Thread(target=proxy.serve, daemon=True)
+    accepting.start()
+    time.sleep(0.1)  # blocked in accept
+
+    proxy.close()
+    accepting.join(timeout=2)
+    after = socket.create_server((LOOPBACK, 0))  # may reuse the closed socket's number
+    try:
+        client = socket.create_connection(after.getsockname(), timeout=2)
+        after.settimeout(2)
+        accepted, _ = after.accept()  # not taken by the closed proxy's thread
+        accepted.close()
+        client.close()
+    finally:
+        after.close()
+        upstream.shutdown(socket.SHUT_RDWR)
+        upstream.close()
+    assert not accepting.is_alive(), "the closed proxy's accept thread is still running"
 
 
 def _post(url: str, body: dict) -> dict:
