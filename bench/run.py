@@ -23,10 +23,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from releasegate.models import Finding, Severity, StageResult, Status  # noqa: E402
+from releasegate.domain.models import Finding, Severity, StageResult, Status  # noqa: E402
+from releasegate.domain.verdict import ExpectedStage, decide  # noqa: E402
 from releasegate.servers.osv_mirror import Advisories, matching, normalise_name, read_records  # noqa: E402
 from releasegate.stages.junit import parse_junit  # noqa: E402
-from releasegate.verdict import ExpectedStage, decide  # noqa: E402
 
 OSV = Path(os.environ.get("RELEASEGATE_OSV_DATA", ROOT.parent / "shared/data/osv/pypa-advisories.osv.jsonl.gz"))
 QUERIES = [("requests", "2.19.0"), ("django", "3.2.0"), ("pyyaml", "5.3.1"), ("flask", "0.12.2"),

@@ -64,7 +64,7 @@ def write_junit(path: Path, cases: int) -> None:
 
 
 def findings(count: int) -> list[dict]:
-    from releasegate.models import Finding, Severity
+    from releasegate.domain.models import Finding, Severity
 
     sev = [Severity.low, Severity.medium, Severity.high, Severity.critical]
     return [Finding(kind="vulnerability" if i % 2 else "sast", rule=f"rule-{i % 300}", severity=sev[i % 4],
@@ -163,7 +163,7 @@ def row_parse(xml: Path, which: str, work: Path) -> float:
 
 
 def suite_result(xml: Path, work: Path):
-    from releasegate.models import StageResult, Status
+    from releasegate.domain.models import StageResult, Status
     from releasegate.policy import Suite
     from releasegate.stages.pytest_suites import _finding, read_cases
     from releasegate.stages.suite_tally import test_groups
@@ -228,7 +228,7 @@ def row_defects(count: int, which: str, url: str) -> float:
     from persistence import UnitOfWork
     from persistence.audit import _COLUMNS, GENESIS, _row
     from persistence.defects import INSERT_COLUMNS, _describe
-    from releasegate.audit import event_key, record_many, transition_events
+    from releasegate.records.audit import event_key, record_many, transition_events
     from releasegate.redact import redact_data
 
     found = [{**f, "stage": "semgrep"} for f in findings(count)]
@@ -256,7 +256,7 @@ def row_defects(count: int, which: str, url: str) -> float:
 
 
 def row_report(xml: Path, count: int, which: str, work: Path) -> tuple[float, int]:
-    from releasegate.models import Decision, Finding, Reason, StageResult, Status, Verdict
+    from releasegate.domain.models import Decision, Finding, Reason, StageResult, Status, Verdict
     from releasegate.report import render_report
 
     suite = suite_result(xml, work)

@@ -29,7 +29,7 @@ from persistence.tables import AuditEventRow, AuditHeadRow
 from persistence.upsert import upsert
 
 GENESIS = "0" * 64
-CHAIN_LOCK = "releasegate.audit"
+CHAIN_LOCK = "releasegate.records.audit"
 _EVENT = AuditEventRow.__table__
 _HASHED = ("id", "at", "kind", "subject", "run_id", "actor", "payload", "event_key")
 _COLUMNS = (*_HASHED, "prev_hash", "hash")

@@ -1,6 +1,6 @@
 """Defects: one row per service + fingerprint, stored and loaded; the lifecycle's rules are the core's.
 
-How a run moves a defect (new, recurring, fixed, reopened, waived) is ``releasegate.defect_lifecycle``, a pure
+How a run moves a defect (new, recurring, fixed, reopened, waived) is ``releasegate.domain.defect_lifecycle``, a pure
 function of the stored row, the run and its sighting; this module loads a service's defects, applies that
 function to each of them in memory and writes the result in bulk. Observing a service takes a per-service lock
 (see persistence.locks) so that concurrent runs of one service apply their sightings one after another and none
@@ -20,7 +20,7 @@ from persistence.bulk import BATCH, insert_rows, quiet_gc
 from persistence.locks import advisory_lock
 from persistence.repositories import _rowcount
 from persistence.tables import DefectRow, utcnow
-from releasegate.defect_lifecycle import DefectState, Sighting, transition
+from releasegate.domain.defect_lifecycle import DefectState, Sighting, transition
 
 _TABLE = DefectRow.__table__
 _TEXT = {state: state.value for state in DefectState}  # what a state is stored as (and plain str in audit events)

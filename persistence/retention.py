@@ -28,7 +28,7 @@ from persistence.tables import (
     WaiverRow,
 )
 from persistence.waivers import live
-from releasegate.defect_lifecycle import DefectState
+from releasegate.domain.defect_lifecycle import DefectState
 
 _CHUNK = 500
 _CHILDREN = (FindingRow, TestCaseRow, StageResultRow, VerdictRow, NotificationRow)

@@ -1,6 +1,6 @@
 """Waivers: documented exceptions that let one finding of one service ship until a date, stored and loaded.
 
-The rules are the core's ``releasegate.waiver_rules``: what a waiver must satisfy before it is stored (distinct
+The rules are the core's ``releasegate.domain.waiver_rules``: what a waiver must satisfy before it is stored (distinct
 requester and approver in canonical form, an expiry within the policy's limit), when it applies (``applies``,
 spelled in SQL here as ``live``), one live waiver per finding, a revocation that is final. Granting and revoking
 each append an audit event in the same transaction. The table keeps a guarantee of its own: approver and
@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from persistence.audit import AuditRepository
 from persistence.tables import WaiverRow
-from releasegate.waiver_rules import check_no_overlap, check_not_revoked, status_at, utc_day
+from releasegate.domain.waiver_rules import check_no_overlap, check_not_revoked, status_at, utc_day
 
 Rows = list[dict[str, Any]]
 _WAIVER = WaiverRow.__table__

@@ -17,7 +17,7 @@ DAG_ID = "release_gate"
 
 
 def recent_runs(service: str | None = None, limit: int = 50) -> list[dict]:
-    from releasegate import store
+    from releasegate.records import store
 
     with store.unit_of_work() as uow:
         return uow.runs.latest(service=service, limit=limit)

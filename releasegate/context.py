@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from releasegate.errors import PolicyError
+from releasegate.domain.errors import PolicyError
 from releasegate.policy import Policy
 
 

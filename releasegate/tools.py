@@ -8,7 +8,7 @@ from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
-from releasegate.errors import StageError
+from releasegate.domain.errors import StageError
 from releasegate.stages.base import find_tool, run_tool
 
 _VERSION_ARGS = {"semgrep": ["--version"], "pip-audit": ["--version"], "locust": ["--version"],

@@ -23,7 +23,7 @@ def airflow(*args: str, log: Path) -> int:
 
 def latest_run(service: str, version: str) -> dict | None:
     sys.path.insert(0, str(ROOT))
-    from releasegate import store
+    from releasegate.records import store
 
     with store.unit_of_work() as uow:
         rows = uow.runs.latest(service=service, version=version, limit=1)

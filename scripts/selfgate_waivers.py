@@ -62,7 +62,7 @@ def _day(value: Any, where: str) -> date:
 
 def apply(entries: list[Entry], service: str, policy: Path, today: date) -> list[str]:
     """Grant each entry not live yet and not expired; one line per entry saying what happened."""
-    from releasegate import admin
+    from releasegate.records import admin
 
     live = {w["fingerprint"]: w for w in admin.list_waivers(service) if w["status"] == "active"}
     lines = []
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import yaml
 
-    from releasegate.errors import ReleaseGateError
+    from releasegate.domain.errors import ReleaseGateError
     from releasegate.policy import load_policy
 
     try:

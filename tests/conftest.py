@@ -81,7 +81,7 @@ def db_url(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def cli_db(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """RELEASEGATE_DB_URL at the test database, and no engine cached from an earlier test's database."""
-    from releasegate import store
+    from releasegate.records import store
 
     monkeypatch.setenv("RELEASEGATE_DB_URL", db_url)
     store.forget_engines()

@@ -31,7 +31,7 @@ def add_db_admin_commands(dsub) -> None:
 
 def cmd_db_upgrade(_args: argparse.Namespace) -> int:
     from persistence.migrate import upgrade
-    from releasegate.store import database_url
+    from releasegate.records.store import database_url
 
     upgrade(database_url())
     print("database at the newest revision")
@@ -40,7 +40,7 @@ def cmd_db_upgrade(_args: argparse.Namespace) -> int:
 
 def cmd_db_downgrade(args: argparse.Namespace) -> int:
     from persistence.migrate import downgrade
-    from releasegate.store import database_url
+    from releasegate.records.store import database_url
 
     downgrade(database_url(), args.revision)
     print(f"database downgraded to {args.revision}")
@@ -49,21 +49,21 @@ def cmd_db_downgrade(args: argparse.Namespace) -> int:
 
 def cmd_db_current(_args: argparse.Namespace) -> int:
     from persistence.migrate import current
-    from releasegate.store import database_url
+    from releasegate.records.store import database_url
 
     print(current(database_url()) or "(empty database)")
     return 0
 
 
 def cmd_db_backup(args: argparse.Namespace) -> int:
-    from releasegate import db_admin
+    from releasegate.records import db_admin
 
     print(f"backup written: {db_admin.backup(args.file)}")
     return 0
 
 
 def cmd_db_restore(args: argparse.Namespace) -> int:
-    from releasegate import db_admin
+    from releasegate.records import db_admin
 
     db_admin.restore(args.file)
     print(f"database restored from {args.file}")
@@ -71,7 +71,7 @@ def cmd_db_restore(args: argparse.Namespace) -> int:
 
 
 def cmd_db_purge(args: argparse.Namespace) -> int:
-    from releasegate import db_admin
+    from releasegate.records import db_admin
 
     print(db_admin.describe_purge(db_admin.purge(args.older_than)))
     return 0

@@ -51,7 +51,7 @@ def add_admin_commands(sub) -> None:
 
 
 def cmd_waive(args: argparse.Namespace) -> int:
-    from releasegate import admin
+    from releasegate.records import admin
 
     waiver = admin.waive(args.fingerprint, args.service, args.reason, args.requested_by, args.approver,
                          admin.parse_day(args.expires), policy=args.policy)
@@ -60,7 +60,7 @@ def cmd_waive(args: argparse.Namespace) -> int:
 
 
 def cmd_waivers_list(args: argparse.Namespace) -> int:
-    from releasegate import admin
+    from releasegate.records import admin
 
     rows = admin.list_waivers(service=args.service)
     return print_rows(rows, args.json, lambda w: f"#{w['id']}  {w['status']:<8} {w['service']}  "
@@ -69,7 +69,7 @@ def cmd_waivers_list(args: argparse.Namespace) -> int:
 
 
 def cmd_waivers_revoke(args: argparse.Namespace) -> int:
-    from releasegate import admin
+    from releasegate.records import admin
 
     waiver = admin.revoke_waiver(args.id, args.by, args.reason)
     print(f"waiver #{waiver['id']} revoked by {waiver['revoked_by']}")
@@ -77,7 +77,7 @@ def cmd_waivers_revoke(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(_args: argparse.Namespace) -> int:
-    from releasegate import admin
+    from releasegate.records import admin
 
     result = admin.verify_audit()
     print(admin.describe_audit(result))
@@ -85,7 +85,7 @@ def cmd_audit_verify(_args: argparse.Namespace) -> int:
 
 
 def cmd_defects_list(args: argparse.Namespace) -> int:
-    from releasegate import admin
+    from releasegate.records import admin
 
     return print_rows(admin.list_defects(args.service), args.json, _defect_line)
 
@@ -97,7 +97,7 @@ def _defect_line(d: dict) -> str:
 
 
 def cmd_defects_plan(args: argparse.Namespace) -> int:
-    from releasegate import admin
+    from releasegate.records import admin
 
     defect = admin.plan_defect(args.fingerprint, args.service, args.owner, args.plan)
     print(f"defect {defect['fingerprint'][:16]} of {args.service}: owner {defect['owner']}")

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from releasegate.cli.output import EXIT, EXIT_CANNOT_START
 from releasegate.cli.parser import build_parser
-from releasegate.errors import PolicyError, ReleaseGateError
+from releasegate.domain.errors import PolicyError, ReleaseGateError
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,7 +7,7 @@ import json
 import sys
 
 from releasegate.cli.output import EXIT_CANNOT_START
-from releasegate.errors import PolicyError
+from releasegate.domain.errors import PolicyError
 
 
 def add_policy_commands(sub) -> None:

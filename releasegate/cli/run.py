@@ -11,7 +11,7 @@ import logging
 import sys
 
 from releasegate.cli.output import EXIT, EXIT_CANNOT_START, describe, print_rows
-from releasegate.errors import ReleaseGateError
+from releasegate.domain.errors import ReleaseGateError
 
 
 def add_run_command(sub) -> None:
@@ -77,7 +77,7 @@ def add_trigger_command(sub) -> None:
 
 
 def cmd_trigger(args: argparse.Namespace) -> int:
-    from releasegate import trigger
+    from releasegate.airflow_glue import trigger
 
     try:
         return _trigger(args, trigger)
@@ -125,7 +125,7 @@ def add_runs_command(sub) -> None:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from releasegate import store
+    from releasegate.records import store
 
     with store.unit_of_work() as uow:
         rows = uow.runs.latest(service=args.service, version=args.version, limit=args.limit)

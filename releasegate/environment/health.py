@@ -9,8 +9,8 @@ from pathlib import Path
 
 import requests
 
+from releasegate.domain.errors import ProvisionError
 from releasegate.environment.logs import read_log, tail
-from releasegate.errors import ProvisionError
 from releasegate.policy import Dependency, fill
 
 

@@ -20,12 +20,12 @@ import psutil
 import releasegate
 from releasegate import trace
 from releasegate.context import RunContext
+from releasegate.domain.errors import ProvisionError
 from releasegate.environment.health import wait_dependency, wait_healthy
 from releasegate.environment.logs import private_log, tail
 from releasegate.environment.running import Environment, RunningDependency, RunningProxy
 from releasegate.environment.stopping import stop_dependencies, stop_process
 from releasegate.environment.values import HOST, dependency_values, free_port, placeholders, service_env
-from releasegate.errors import ProvisionError
 from releasegate.policy import Dependency, EnvironmentSpec, HealthCheck, Policy, fill, fill_command
 from releasegate.stages.base import run_tool
 

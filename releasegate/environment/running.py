@@ -6,7 +6,7 @@ import socket
 
 from pydantic import BaseModel, ConfigDict
 
-from releasegate.errors import ProvisionError
+from releasegate.domain.errors import ProvisionError
 
 
 class RunningProxy(BaseModel):

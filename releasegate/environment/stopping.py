@@ -11,8 +11,8 @@ import time
 
 import psutil
 
+from releasegate.domain.errors import ProvisionError
 from releasegate.environment.running import Environment, RunningDependency
-from releasegate.errors import ProvisionError
 
 log = logging.getLogger("releasegate")
 

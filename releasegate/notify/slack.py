@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from releasegate.context import RunContext
-from releasegate.models import Verdict
+from releasegate.domain.models import Verdict
 from releasegate.notify.slack_api import TOKEN_ENV, NotifyOutcome, post, resolve_target
 from releasegate.notify.slack_message import build_message, redact_payload
 from releasegate.notify.slack_outbox import retry_quietly

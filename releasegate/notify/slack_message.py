@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 from releasegate.context import RunContext
-from releasegate.models import Decision, Reason, Verdict
+from releasegate.domain.models import Decision, Reason, Verdict
 from releasegate.redact import redact
 from releasegate.report import utc
 

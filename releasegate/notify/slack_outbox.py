@@ -9,7 +9,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from releasegate.errors import ReleaseGateError
+from releasegate.domain.errors import ReleaseGateError
 from releasegate.notify.slack_api import (
     BASE_URL_ENV,
     DEFAULT_CONNECTION,
@@ -47,7 +47,7 @@ def retry_pending(target: SlackTarget, service: str | None = None, exclude_run: 
 
     Returns one ``{run_id, channel, service, status, attempts, error}`` per notification tried.
     """
-    from releasegate import store
+    from releasegate.records import store
 
     at = at or datetime.now(UTC)
     with store.unit_of_work() as uow:
@@ -56,8 +56,8 @@ def retry_pending(target: SlackTarget, service: str | None = None, exclude_run: 
 
 
 def _retry_one(target: SlackTarget, row: dict[str, Any], at: datetime) -> dict[str, Any] | None:
-    from releasegate import store
-    from releasegate.audit import record
+    from releasegate.records import store
+    from releasegate.records.audit import record
 
     with store.unit_of_work() as uow:
         if not uow.notifications.claim(row, at, at + RETRY_LEASE):

@@ -26,13 +26,11 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from releasegate import store
 from releasegate.atomic import write_atomic
-from releasegate.audit import record
 from releasegate.context import RunContext, close_run, open_run
+from releasegate.domain.errors import ProvisionError
+from releasegate.domain.models import StageResult, Status
 from releasegate.environment import Environment, provision, publish_logs, teardown
-from releasegate.errors import ProvisionError
-from releasegate.models import StageResult, Status
 from releasegate.pipeline.conclusion import conclude, conclude_failed
 from releasegate.pipeline.defects import active_waivers, log_transitions
 from releasegate.pipeline.faults import GATE_KIND, PROVISION, RunNotStarted, cause, gate_fault
@@ -50,6 +48,8 @@ from releasegate.pipeline.results import (
     write_result,
 )
 from releasegate.policy import Policy, load_policy
+from releasegate.records import store
+from releasegate.records.audit import record
 from releasegate.redact import protect, redact, remember_env, remember_policy
 from releasegate.stages import registry
 from releasegate.stages.base import guarded, now

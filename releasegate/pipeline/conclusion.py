@@ -11,17 +11,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from releasegate import store
 from releasegate.atomic import Staged, write_atomic
-from releasegate.audit import record
 from releasegate.context import RunContext
-from releasegate.models import AppliedWaiver, DefectChange, StageResult, Verdict
+from releasegate.domain.models import AppliedWaiver, DefectChange, StageResult, Verdict
+from releasegate.domain.verdict import ExpectedStage, decide
 from releasegate.pipeline.defects import active_waivers, record_defects
 from releasegate.pipeline.faults import GATE_KIND, attempt, cause, gate_fault
 from releasegate.pipeline.outcome import Outcome, verdict_json
 from releasegate.pipeline.results import expected_stages, merge_results, policy_of, read_results
 from releasegate.policy import Policy
-from releasegate.verdict import ExpectedStage, decide
+from releasegate.records import store
+from releasegate.records.audit import record
 
 log = logging.getLogger("releasegate")
 

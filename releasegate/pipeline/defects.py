@@ -7,10 +7,10 @@ import logging
 from collections import Counter
 from datetime import datetime
 
-from releasegate import store
-from releasegate.audit import record_many, transition_events
 from releasegate.context import RunContext
-from releasegate.models import AppliedWaiver, DefectChange, StageResult, Status
+from releasegate.domain.models import AppliedWaiver, DefectChange, StageResult, Status
+from releasegate.records import store
+from releasegate.records.audit import record_many, transition_events
 
 log = logging.getLogger("releasegate")
 

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TypeVar
 
-from releasegate.errors import ReleaseGateError
-from releasegate.models import StageResult, Status
+from releasegate.domain.errors import ReleaseGateError
+from releasegate.domain.models import StageResult, Status
 from releasegate.redact import protect, redact
 from releasegate.stages.base import now
 

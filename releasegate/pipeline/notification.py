@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from releasegate import store
-from releasegate.audit import record
 from releasegate.context import RunContext, safe_name
 from releasegate.pipeline.conclusion import manifest_name
 from releasegate.pipeline.outcome import Outcome
 from releasegate.pipeline.results import policy_of
 from releasegate.policy import Policy
+from releasegate.records import store
+from releasegate.records.audit import record
 
 
 def notify(ctx: RunContext, outcome: Outcome) -> str:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from releasegate.context import RunContext
-from releasegate.models import Decision, Verdict
+from releasegate.domain.models import Decision, Verdict
 from releasegate.redact import redact_data
 
 

@@ -7,12 +7,12 @@ from collections.abc import Iterable
 
 from releasegate.atomic import write_atomic
 from releasegate.context import RunContext, safe_name
-from releasegate.models import StageResult
+from releasegate.domain.models import StageResult
+from releasegate.domain.verdict import ExpectedStage
 from releasegate.pipeline.faults import PROVISION
 from releasegate.policy import Policy, load_policy
 from releasegate.redact import redact_data, remember_policy
 from releasegate.stages import registry
-from releasegate.verdict import ExpectedStage
 
 # fields of a StageResult that identify rather than describe: never rewritten by redaction
 IDENTIFIERS = frozenset({"stage", "kind", "status", "fingerprint", "sha256", "started", "finished", "severity",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from releasegate.models import Severity
+from releasegate.domain.models import Severity
 from releasegate.policy.spec import MAX_TIMEOUT_S, _Spec
 
 

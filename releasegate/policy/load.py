@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from releasegate.models import Severity
+from releasegate.domain.models import Severity
 from releasegate.policy.spec import MAX_COOLDOWN_S, MAX_TIMEOUT_S, _Spec
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from releasegate.errors import PolicyError
+from releasegate.domain.errors import PolicyError
 from releasegate.policy.explain import _explain
 from releasegate.policy.model import Policy
 from releasegate.policy.parsing import _parse_yaml

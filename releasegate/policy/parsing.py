@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from releasegate.errors import PolicyError
+from releasegate.domain.errors import PolicyError
 from releasegate.policy.explain import _clip_repr
 from releasegate.policy.spec import MAX_NESTING, MAX_NODES, MAX_TIMEOUT_S
 

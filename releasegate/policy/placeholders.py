@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from releasegate.errors import PolicyError
+from releasegate.domain.errors import PolicyError
 from releasegate.policy.explain import _dotted, _line_for
 from releasegate.policy.model import Policy
 from releasegate.policy.spec import Command

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from releasegate.models import Severity
+from releasegate.domain.models import Severity
 from releasegate.policy.spec import (
     DEFAULT_MAX_ADVISORY_AGE_DAYS,
     MAX_ADVISORY_AGE_DAYS,

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from releasegate.models import Severity
+from releasegate.domain.models import Severity
 from releasegate.policy.spec import MAX_TIMEOUT_S, Command, Env, _Spec
 
 

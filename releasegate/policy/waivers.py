@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from releasegate.domain.waiver_rules import DEFAULT_MAX_DAYS, LIMIT_MAX_DAYS
 from releasegate.policy.spec import _Spec
-from releasegate.waiver_rules import DEFAULT_MAX_DAYS, LIMIT_MAX_DAYS
 
 
 class Waivers(_Spec):

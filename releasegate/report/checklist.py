@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from releasegate.models import Severity, StageResult, Status, Verdict
+from releasegate.domain.models import Severity, StageResult, Status, Verdict
 from releasegate.report.formatting import fmt_number, key_metrics
 
 

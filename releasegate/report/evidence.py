@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from releasegate.context import RunContext, safe_name
-from releasegate.models import StageResult, Verdict
+from releasegate.domain.models import StageResult, Verdict
 from releasegate.report.checklist import CheckItem
 from releasegate.report.register import RiskItem
 

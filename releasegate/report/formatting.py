@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from releasegate.models import Finding, Metric, StageResult, Status
+from releasegate.domain.models import Finding, Metric, StageResult, Status
 
 
 def key_metrics(result: StageResult, limit: int = 4) -> str:

@@ -7,7 +7,7 @@ import hashlib
 from pathlib import Path
 
 from releasegate.atomic import is_temporary, write_atomic
-from releasegate.models import sha256_file
+from releasegate.domain.models import sha256_file
 
 MANIFEST = "MANIFEST.sha256"
 

@@ -10,8 +10,8 @@ import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from releasegate.fingerprint import fingerprint
-from releasegate.models import Finding, Reason, Severity, StageResult, Status, Verdict
+from releasegate.domain.fingerprint import fingerprint
+from releasegate.domain.models import Finding, Reason, Severity, StageResult, Status, Verdict
 from releasegate.redact import redact
 from releasegate.report.formatting import utc
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from releasegate.atomic import write_atomic
 from releasegate.context import RunContext
-from releasegate.models import Finding, StageResult, Verdict
+from releasegate.domain.models import Finding, StageResult, Verdict
 from releasegate.redact import redact
 from releasegate.report.checklist import CheckItem, readiness_checklist
 from releasegate.report.evidence import RISK_REGISTER, evidence_document, json_text, risk_register_rows

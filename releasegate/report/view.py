@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from releasegate.context import RunContext
-from releasegate.models import Finding, Severity, StageResult, Status, Verdict
+from releasegate.domain.models import Finding, Severity, StageResult, Status, Verdict
 from releasegate.report.checklist import CheckItem
 from releasegate.report.formatting import key_metrics, remediation, utc
 from releasegate.report.register import RiskItem

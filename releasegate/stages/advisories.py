@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from releasegate.fingerprint import fingerprint
-from releasegate.models import Finding, Severity
+from releasegate.domain.fingerprint import fingerprint
+from releasegate.domain.models import Finding, Severity
 from releasegate.servers.osv_mirror import OsvMirror, normalise_name
 from releasegate.stages.osv_source import HTTP_TIMEOUT_S
 

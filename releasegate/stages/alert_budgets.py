@@ -24,8 +24,8 @@ from typing import Any
 
 import yaml
 
-from releasegate.fingerprint import fingerprint
-from releasegate.models import Finding, Severity
+from releasegate.domain.fingerprint import fingerprint
+from releasegate.domain.models import Finding, Severity
 from releasegate.policy import AlertBudgets, BudgetAlert, Budgets, FeedSeries
 
 FINDING_KIND = "alert"

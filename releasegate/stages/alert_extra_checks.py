@@ -14,8 +14,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from releasegate.errors import StageError
-from releasegate.models import Finding, Metric
+from releasegate.domain.errors import StageError
+from releasegate.domain.models import Finding, Metric
 from releasegate.policy import Alerts, Budgets
 from releasegate.stages import alert_budgets, alert_routes
 from releasegate.stages.base import ToolRun, find_tool, run_tool

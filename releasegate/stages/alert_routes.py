@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import re
 
-from releasegate.errors import StageError
-from releasegate.fingerprint import fingerprint
-from releasegate.models import Finding, Severity
+from releasegate.domain.errors import StageError
+from releasegate.domain.fingerprint import fingerprint
+from releasegate.domain.models import Finding, Severity
 from releasegate.policy import RouteExpectation
 
 FINDING_KIND = "alert"

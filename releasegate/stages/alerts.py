@@ -23,9 +23,9 @@ from datetime import datetime
 from pathlib import Path
 
 from releasegate.context import RunContext
+from releasegate.domain.errors import StageError
+from releasegate.domain.models import Artifact, Metric, StageResult, Status
 from releasegate.environment import Environment
-from releasegate.errors import StageError
-from releasegate.models import Artifact, Metric, StageResult, Status
 from releasegate.policy import Alerts, Budgets, Policy
 from releasegate.stages.alert_extra_checks import Extra, budget_checks, merge, route_checks
 from releasegate.stages.base import find_tool, fresh_folder, guarded, now

@@ -24,8 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from releasegate import trace
-from releasegate.errors import StageError
-from releasegate.models import StageResult, Status
+from releasegate.domain.errors import StageError
+from releasegate.domain.models import StageResult, Status
 
 log = logging.getLogger("releasegate")
 

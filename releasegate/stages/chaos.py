@@ -27,9 +27,9 @@ from typing import Any
 import yaml
 
 from releasegate.context import RunContext
+from releasegate.domain.errors import StageError
+from releasegate.domain.models import Artifact, StageResult, Status
 from releasegate.environment import Environment, child_pythonpath
-from releasegate.errors import StageError
-from releasegate.models import Artifact, StageResult, Status
 from releasegate.policy import Chaos, ChaosExperiment, Policy
 from releasegate.stages.base import ToolRun, find_tool, fresh_folder, guarded, last_error_line, now, run_tool
 from releasegate.stages.chaos_journal import (

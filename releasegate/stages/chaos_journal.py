@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from releasegate.errors import StageError
-from releasegate.fingerprint import fingerprint
-from releasegate.models import Finding, Metric
+from releasegate.domain.errors import StageError
+from releasegate.domain.fingerprint import fingerprint
+from releasegate.domain.models import Finding, Metric
 from releasegate.policy import ChaosExperiment
 
 FINDING_KIND = "chaos"

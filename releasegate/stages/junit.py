@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, NamedTuple
 
-from releasegate.errors import StageError
-from releasegate.models import TestCase
+from releasegate.domain.errors import StageError
+from releasegate.domain.models import TestCase
 
 _OUTCOMES = {"failure": "failed", "error": "error", "skipped": "skipped"}
 _PRECEDENCE = ("failure", "error", "skipped")

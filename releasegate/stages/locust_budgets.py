@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from releasegate.fingerprint import fingerprint
-from releasegate.models import Attempt, Finding, Metric
+from releasegate.domain.fingerprint import fingerprint
+from releasegate.domain.models import Attempt, Finding, Metric
 from releasegate.policy import Budgets, Load
 from releasegate.stages.locust_output import AGGREGATED, EndpointStats, Measurement
 from releasegate.stages.telemetry import cross_check

@@ -25,10 +25,10 @@ from datetime import datetime
 from pathlib import Path
 
 from releasegate.context import RunContext
+from releasegate.domain.errors import StageError
+from releasegate.domain.fingerprint import fingerprint
+from releasegate.domain.models import Artifact, Attempt, Finding, Metric, Severity, StageResult, Status
 from releasegate.environment import Environment
-from releasegate.errors import StageError
-from releasegate.fingerprint import fingerprint
-from releasegate.models import Artifact, Attempt, Finding, Metric, Severity, StageResult, Status
 from releasegate.policy import Load, Policy
 from releasegate.stages.base import fresh_folder, guarded, now
 from releasegate.stages.locust_budgets import (

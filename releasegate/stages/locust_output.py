@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from releasegate.errors import StageError
+from releasegate.domain.errors import StageError
 
 AGGREGATED = "Aggregated"
 PERCENTILES = {"p50_ms": "50%", "p95_ms": "95%", "p99_ms": "99%"}

@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 
 from releasegate.context import RunContext
+from releasegate.domain.errors import StageError
 from releasegate.environment import Environment
-from releasegate.errors import StageError
 from releasegate.policy import Load, fill
 from releasegate.stages.base import ToolRun, find_tool, last_error_line, run_tool
 from releasegate.stages.locust_output import (

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import psutil
 
-from releasegate.errors import StageError
-from releasegate.fingerprint import fingerprint
-from releasegate.models import Finding, Metric
+from releasegate.domain.errors import StageError
+from releasegate.domain.fingerprint import fingerprint
+from releasegate.domain.models import Finding, Metric
 from releasegate.policy import Load
 from releasegate.stages import load_profiles as lp
 from releasegate.stages.locust_budgets import Outcome, holds

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from releasegate.errors import StageError
-from releasegate.fingerprint import fingerprint
-from releasegate.models import Finding, Metric, Severity
+from releasegate.domain.errors import StageError
+from releasegate.domain.fingerprint import fingerprint
+from releasegate.domain.models import Finding, Metric, Severity
 from releasegate.policy import Load
 from releasegate.stages import load_profiles as lp
 from releasegate.stages.locust_budgets import Outcome, fmt_value

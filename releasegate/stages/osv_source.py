@@ -16,8 +16,8 @@ from datetime import datetime
 from pathlib import Path
 
 from releasegate import trace
-from releasegate.errors import StageError
-from releasegate.models import AdvisoryData, Metric, sha256_file
+from releasegate.domain.errors import StageError
+from releasegate.domain.models import AdvisoryData, Metric, sha256_file
 from releasegate.policy import PipAudit, Policy
 from releasegate.servers.osv_mirror import OsvMirror
 

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from releasegate.context import RunContext
+from releasegate.domain.models import AdvisoryData, Artifact, Finding, Metric, StageResult, Status
 from releasegate.environment import Environment
-from releasegate.models import AdvisoryData, Artifact, Finding, Metric, StageResult, Status
 from releasegate.policy import PipAudit, Policy
 from releasegate.stages.advisories import (
     advisory_records,

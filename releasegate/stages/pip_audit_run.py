@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from releasegate.context import RunContext
-from releasegate.errors import StageError
+from releasegate.domain.errors import StageError
 from releasegate.policy import PipAudit, Policy
 from releasegate.stages.base import ToolRun, find_tool, run_tool
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import yaml
 
-from releasegate.errors import StageError
-from releasegate.fingerprint import fingerprint, normalise_code, normalise_path
-from releasegate.models import Finding, Severity
+from releasegate.domain.errors import StageError
+from releasegate.domain.fingerprint import fingerprint, normalise_code, normalise_path
+from releasegate.domain.models import Finding, Severity
 from releasegate.policy import Alerts
 from releasegate.stages.base import ToolRun, run_tool
 

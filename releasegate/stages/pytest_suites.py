@@ -17,10 +17,19 @@ from datetime import datetime
 from pathlib import Path
 
 from releasegate.context import RunContext
+from releasegate.domain.errors import StageError
+from releasegate.domain.fingerprint import fingerprint
+from releasegate.domain.models import (
+    Artifact,
+    Attempt,
+    Finding,
+    Metric,
+    Severity,
+    StageResult,
+    Status,
+    TestCase,
+)
 from releasegate.environment import Environment, placeholders, service_env
-from releasegate.errors import StageError
-from releasegate.fingerprint import fingerprint
-from releasegate.models import Artifact, Attempt, Finding, Metric, Severity, StageResult, Status, TestCase
 from releasegate.policy import Policy, Suite, fill, fill_command
 from releasegate.redact import redact, redact_file
 from releasegate.stages.base import ToolRun, failure, fresh_folder, guarded, last_error_line, now, run_tool

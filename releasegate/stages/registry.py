@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from releasegate.context import RunContext
+    from releasegate.domain.models import StageResult
     from releasegate.environment import Environment
-    from releasegate.models import StageResult
     from releasegate.policy import Policy
 
 

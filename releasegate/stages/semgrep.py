@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from releasegate.context import RunContext
+from releasegate.domain.errors import StageError
+from releasegate.domain.fingerprint import fingerprint, normalise_code, normalise_path
+from releasegate.domain.models import Artifact, Finding, Metric, Severity, StageResult, Status
 from releasegate.environment import Environment
-from releasegate.errors import StageError
-from releasegate.fingerprint import fingerprint, normalise_code, normalise_path
-from releasegate.models import Artifact, Finding, Metric, Severity, StageResult, Status
 from releasegate.policy import Policy, Semgrep
 from releasegate.redact import redact
 from releasegate.stages.base import ToolRun, find_tool, fresh_folder, guarded, now, require_ran, run_tool

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from persistence.bulk import copy_text
-from releasegate.models import TestCase, TestGroup
+from releasegate.domain.models import TestCase, TestGroup
 from releasegate.redact import redact, redact_file
 from releasegate.stages.junit import CaseRow
 

@@ -15,9 +15,9 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 
-from releasegate.errors import StageError
-from releasegate.fingerprint import fingerprint
-from releasegate.models import Finding, Metric
+from releasegate.domain.errors import StageError
+from releasegate.domain.fingerprint import fingerprint
+from releasegate.domain.models import Finding, Metric
 from releasegate.policy import Telemetry
 
 FINDING_KIND = "telemetry"

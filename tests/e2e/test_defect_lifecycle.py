@@ -2,7 +2,7 @@
 
 import pytest
 
-from releasegate import store
+from releasegate.records import store
 from tests.support.demo import run_cli
 
 pytestmark = pytest.mark.slow

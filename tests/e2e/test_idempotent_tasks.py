@@ -4,7 +4,8 @@ rows, never duplicates. Each task body is called exactly as the DAG calls it (re
 import pytest
 from sqlalchemy import MetaData, func, select
 
-from releasegate import airflow_glue, store
+from releasegate import airflow_glue
+from releasegate.records import store
 from tests.support.demo import ROOT
 
 pytestmark = pytest.mark.slow

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from releasegate import store
+from releasegate.records import store
 from releasegate.report import MANIFEST
 from tests.conftest import _empty_pg_schema
 from tests.support.faults import CliRun, database_outage, processes_of

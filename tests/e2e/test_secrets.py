@@ -15,7 +15,7 @@ import pytest
 import yaml
 from sqlalchemy import MetaData, select
 
-from releasegate import store
+from releasegate.records import store
 from releasegate.redact import MASK
 
 pytestmark = pytest.mark.slow

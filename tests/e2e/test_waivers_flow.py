@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from releasegate import store
 from releasegate.cli import main
+from releasegate.records import store
 from tests.support.demo import run_cli
 
 pytestmark = pytest.mark.slow

@@ -18,7 +18,7 @@ import yaml
 
 from releasegate import pipeline
 from releasegate.context import RunContext
-from releasegate.models import Status
+from releasegate.domain.models import Status
 from releasegate.policy import load_policy
 from releasegate.servers.osv_mirror import OsvMirror
 from releasegate.stages import pip_audit

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from releasegate.context import open_run
-from releasegate.models import Severity, Status
+from releasegate.domain.models import Severity, Status
 from releasegate.policy import load_policy
 from releasegate.stages import alerts
 

@@ -13,7 +13,7 @@ from persistence.audit import _HASHED, _hashed_body, canonical_json
 from persistence.bulk import _converter, _copy_lines, _copy_value, flat_json
 from persistence.migrate import ensure_schema
 from persistence.tables import AuditEventRow, DefectRow
-from releasegate.audit import record_many, transition_events
+from releasegate.records.audit import record_many, transition_events
 from releasegate.redact import forget, redact_data, remember
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)

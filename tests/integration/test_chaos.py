@@ -15,8 +15,8 @@ import psutil
 import pytest
 
 from releasegate.context import close_run, open_run
+from releasegate.domain.models import Status
 from releasegate.environment import Environment, provision, teardown
-from releasegate.models import Status
 from releasegate.policy import load_policy
 from releasegate.stages import chaos
 

@@ -15,8 +15,8 @@ from persistence import UnitOfWork, engine_from_url, metadata
 from persistence.backup import BackupError, backup, restore
 from persistence.migrate import current, downgrade, upgrade
 from persistence.retention import purge
-from releasegate import store
 from releasegate.cli import main
+from releasegate.records import store
 from tests.support.builders import finding_record
 from tests.support.db import table_names
 

@@ -12,8 +12,8 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from persistence import uow as uow_module
 from releasegate import redact as redaction
-from releasegate import store
-from releasegate.audit import record
+from releasegate.records import store
+from releasegate.records.audit import record
 from tests.conftest import _empty_pg_schema
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)

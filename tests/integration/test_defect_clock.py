@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from releasegate import pipeline, store
+from releasegate import pipeline
+from releasegate.records import store
 
 POLICY = """\
 service: clocked

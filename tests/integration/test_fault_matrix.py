@@ -22,8 +22,8 @@ import pytest
 import yaml
 
 from releasegate.context import RunContext
+from releasegate.domain.models import StageResult, Status
 from releasegate.environment import Environment
-from releasegate.models import StageResult, Status
 from releasegate.policy import Policy, load_policy
 from releasegate.servers.osv_mirror import OsvMirror
 from releasegate.stages import alerts, chaos, locust_load, pip_audit, pytest_suites, semgrep

@@ -12,12 +12,12 @@ from sqlalchemy import func, select
 from persistence import UnitOfWork, engine_from_url
 from persistence.migrate import ensure_schema
 from persistence.tables import TestCaseRow
-from releasegate.models import Metric, StageResult, Status, TestCase
+from releasegate.domain.models import Metric, StageResult, Status, TestCase
+from releasegate.domain.verdict import ExpectedStage, decide
 from releasegate.policy import Suite
 from releasegate.stages.junit import parse_junit
 from releasegate.stages.pytest_suites import _finding, _result, read_cases
 from releasegate.stages.suite_tally import read_spool
-from releasegate.verdict import ExpectedStage, decide
 
 pytestmark = pytest.mark.slow
 CASES = 200_000

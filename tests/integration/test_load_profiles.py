@@ -21,8 +21,8 @@ import pytest
 import requests
 
 from releasegate.context import RunContext
+from releasegate.domain.models import Status
 from releasegate.environment import Environment, free_port
-from releasegate.models import Status
 from releasegate.policy import Policy
 from releasegate.stages import load_profiles as lp
 from releasegate.stages import locust_load

@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from persistence import UnitOfWork
-from releasegate import store
 from releasegate.context import RunContext
-from releasegate.models import Decision, Verdict
+from releasegate.domain.models import Decision, Verdict
 from releasegate.notify.slack import build_message, notify
 from releasegate.policy import Slack
+from releasegate.records import store
 from tests.support.builders import run_context
 from tests.support.slack_server import SlackServer
 

@@ -14,7 +14,7 @@ from persistence import UnitOfWork, engine_from_url, resolve_url
 from persistence.engine import connection_to_url
 from persistence.migrate import ensure_schema
 from persistence.tables import FindingRow, NotificationRow, Run, StageResultRow, TestCaseRow, VerdictRow
-from releasegate.models import Decision, Finding, Reason, Severity, StageResult, Status, Verdict
+from releasegate.domain.models import Decision, Finding, Reason, Severity, StageResult, Status, Verdict
 from tests.support.builders import stage_result
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)

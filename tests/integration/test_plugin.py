@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from releasegate import store
+from releasegate.records import store
 
 ROOT = Path(__file__).resolve().parents[2]
 PLUGIN = ROOT / "plugins" / "releasegate_plugin.py"

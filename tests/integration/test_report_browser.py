@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from releasegate.context import RunContext
-from releasegate.models import Decision, Metric, StageResult, Status, Verdict
+from releasegate.domain.models import Decision, Metric, StageResult, Status, Verdict
 from releasegate.policy import Budgets
 from releasegate.report import compile_report
 from releasegate.stages import load_profiles as lp

@@ -12,9 +12,10 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from persistence import uow as uow_module
-from releasegate import pipeline, store
+from releasegate import pipeline
 from releasegate.atomic import Staged
-from releasegate.models import Decision
+from releasegate.domain.models import Decision
+from releasegate.records import store
 from releasegate.report import MANIFEST
 from tests.conftest import _empty_pg_schema
 from tests.support.faults import database_outage, descendants, left_running, tiny_policy

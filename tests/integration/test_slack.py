@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from releasegate.models import Decision, Reason, Severity
+from releasegate.domain.models import Decision, Reason, Severity
 from releasegate.notify.slack import PAYLOAD_FILE, RESPONSE_FILE, build_message, notify
 from releasegate.policy import Slack
 from tests.support import builders

@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from releasegate.context import RunContext
+from releasegate.domain.models import Status
 from releasegate.environment import Environment, free_port
-from releasegate.models import Status
 from releasegate.policy import load_policy
 from releasegate.stages import locust_load, semgrep
 

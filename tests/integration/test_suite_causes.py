@@ -19,12 +19,12 @@ import pytest
 import yaml
 
 from releasegate.context import RunContext
+from releasegate.domain.models import Decision, StageResult, Status
+from releasegate.domain.verdict import ExpectedStage, decide
 from releasegate.environment import Environment
-from releasegate.models import Decision, StageResult, Status
 from releasegate.policy import load_policy
 from releasegate.report import remediation
 from releasegate.stages import pytest_suites
-from releasegate.verdict import ExpectedStage, decide
 
 pytest_cov = pytest.importorskip("pytest_cov", reason="pytest-cov is in the test extra: pip install -e '.[test]'")
 pytestmark = pytest.mark.timeout(120)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from releasegate.trigger import AirflowApi, TriggerError, wait
+from releasegate.airflow_glue.trigger import AirflowApi, TriggerError, wait
 
 BIN = Path(sys.executable).parent
 

@@ -153,7 +153,7 @@ WAIVE = ["--service", "orders", "--reason", "internal only", "--requested-by", "
 @pytest.fixture
 def cli_db(cli_db):
     """The shared test database (tests/conftest.py), with two known defects."""
-    from releasegate import store
+    from releasegate.records import store
 
     with UnitOfWork(store.engine()) as uow:
         uow.defects.observe("orders", "r1", [sqli() | {"fingerprint": fp} for fp in (FP_A, FP_B)], set(), T0)
@@ -215,7 +215,7 @@ def test_cli_defects_list_and_plan(cli_db, capsys):
 # --- identities, limits and who ran the command ------------------------------------------------------------------
 
 def waiver_rows_and_events() -> tuple[list, list]:
-    from releasegate import store
+    from releasegate.records import store
 
     with UnitOfWork(store.engine()) as uow:
         return uow.waivers.list(service=None), uow.audit.events()
@@ -250,7 +250,7 @@ def policy_file(tmp_path, service: str = "orders", max_days: int = 14):
 
 
 def test_the_policy_limit_applies_given_or_from_the_latest_run(cli_db, capsys, tmp_path):
-    from releasegate import store
+    from releasegate.records import store
 
     policy = policy_file(tmp_path)
     given = cli(capsys, "waive", FP_A, *WAIVE, "--policy", str(policy))
@@ -270,7 +270,7 @@ def test_the_policy_limit_applies_given_or_from_the_latest_run(cli_db, capsys, t
 
 
 def test_grant_and_revoke_store_canonical_names_and_record_who_ran_the_command(cli_db, capsys, monkeypatch):
-    from releasegate import admin
+    from releasegate.records import admin
 
     monkeypatch.setenv("GITHUB_ACTOR", "release-bot")
     monkeypatch.delenv("GITLAB_USER_LOGIN", raising=False)
@@ -289,7 +289,7 @@ def test_grant_and_revoke_store_canonical_names_and_record_who_ran_the_command(c
 
 def test_a_finding_not_seen_yet_is_waived_by_its_full_fingerprint_only(cli_db):
     """A fresh database (CI's, for the self-gate): the waiver is granted before the finding's first sighting."""
-    from releasegate import admin
+    from releasegate.records import admin
 
     unseen = "0f" * 16
     args = ("orders", "reviewed: not reachable", "alice", "bob", date.fromisoformat(IN_A_MONTH))

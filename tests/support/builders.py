@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from releasegate.context import RunContext
-from releasegate.models import Decision, Finding, Reason, Severity, StageResult, Status, Verdict
+from releasegate.domain.models import Decision, Finding, Reason, Severity, StageResult, Status, Verdict
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 RUN_ID = "rg-20250301T120000Z-abc123"

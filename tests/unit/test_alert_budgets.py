@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from releasegate.models import Severity
+from releasegate.domain.models import Severity
 from releasegate.policy import AlertBudgets, Budgets, FeedSeries
 from releasegate.stages.alert_budgets import (
     alert_rules,

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from releasegate.errors import StageError
-from releasegate.models import Severity
+from releasegate.domain.errors import StageError
+from releasegate.domain.models import Severity
 from releasegate.policy import RouteExpectation
 from releasegate.stages.alert_routes import (
     config_finding,

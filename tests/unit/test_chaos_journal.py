@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from releasegate.errors import StageError
+from releasegate.domain.errors import StageError
 from releasegate.policy import ChaosExperiment
 from releasegate.stages.chaos import (
     fault_window,

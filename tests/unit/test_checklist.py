@@ -7,7 +7,7 @@ from functools import partial
 
 import pytest
 
-from releasegate.models import (
+from releasegate.domain.models import (
     AdvisoryData,
     Decision,
     Finding,

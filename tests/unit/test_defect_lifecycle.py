@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from releasegate.defect_lifecycle import DefectState, Sighting, transition
+from releasegate.domain.defect_lifecycle import DefectState, Sighting, transition
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 T1, T2 = T0 + timedelta(days=1), T0 + timedelta(days=2)

@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 from markdown_it import MarkdownIt
 
-from releasegate.models import (
+from releasegate.domain.models import (
     AppliedWaiver,
     Decision,
     DefectChange,

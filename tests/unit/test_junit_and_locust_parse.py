@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from releasegate.errors import StageError
+from releasegate.domain.errors import StageError
 from releasegate.stages.junit import parse_junit
 from releasegate.stages.locust_load import AGGREGATED, parse_stats_csv
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from releasegate.errors import PolicyError
+from releasegate.domain.errors import PolicyError
 from releasegate.policy import fill_command, json_schema, load_policy
 
 DEMO = Path(__file__).resolve().parents[2] / "include" / "demo" / "gate.yaml"

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from releasegate.cli import main
-from releasegate.errors import PolicyError
+from releasegate.domain.errors import PolicyError
 from releasegate.policy import MAX_POLICY_BYTES, load_policy, render_report_url
 
 HEALTHY = "environment:\n  start: serve --port {port}\n  health: {url: 'http://{host}:{port}/'}\n"

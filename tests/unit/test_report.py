@@ -8,7 +8,7 @@ from functools import partial
 import pytest
 
 from releasegate.context import safe_name
-from releasegate.models import (
+from releasegate.domain.models import (
     Artifact,
     Decision,
     Finding,

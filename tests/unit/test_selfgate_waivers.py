@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from releasegate import waiver_rules
+from releasegate.domain import waiver_rules
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from releasegate.models import Decision, Reason, Severity
+from releasegate.domain.models import Decision, Reason, Severity
 from releasegate.notify.slack import build_message
 from tests.support.builders import run_context, verdict
 

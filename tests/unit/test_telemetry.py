@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from releasegate.errors import StageError
-from releasegate.models import Severity
+from releasegate.domain.errors import StageError
+from releasegate.domain.models import Severity
 from releasegate.policy import Telemetry
 from releasegate.stages.telemetry import (
     Sample,

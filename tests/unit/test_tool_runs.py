@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from releasegate.errors import StageError
+from releasegate.domain.errors import StageError
 from releasegate.stages.base import ToolRun, failure, killed_by, last_error_line, require_ran, tool_name
 
 

@@ -1,6 +1,6 @@
 """What `releasegate trigger` says when a DAG run ended without a verdict: the failed task's own exception."""
 
-from releasegate.trigger import answer, has_verdict, last_error
+from releasegate.airflow_glue.trigger import answer, has_verdict, last_error
 
 TASK_LOG = [
     {"timestamp": "2026-12-01T03:19:02Z", "level": "info", "event": "::endgroup::"},

@@ -4,8 +4,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from releasegate.models import AppliedWaiver, Decision, Severity, StageResult, Status
-from releasegate.verdict import ExpectedStage, decide
+from releasegate.domain.models import AppliedWaiver, Decision, Severity, StageResult, Status
+from releasegate.domain.verdict import ExpectedStage, decide
 from tests.support.builders import finding, stage_result
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)

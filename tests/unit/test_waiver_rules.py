@@ -4,7 +4,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from releasegate.waiver_rules import (
+from releasegate.domain.waiver_rules import (
     DEFAULT_MAX_DAYS,
     applies,
     caller_identity,

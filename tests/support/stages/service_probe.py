@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import urllib.request
 
-from releasegate.models import StageResult, Status
+from releasegate.domain.models import StageResult, Status
 from releasegate.stages.base import guarded, now
 
 

@@ -3,7 +3,7 @@
 Each function opens its own unit of work on the configured database (``store``) and raises
 ``AdminError`` with a message that says what to do when it is refused; the CLI turns that into exit 2.
 A defect is named by its fingerprint, in full or by a unique prefix of ``MIN_PREFIX`` characters or more.
-The database as a whole (retention, backup, restore) is ``releasegate.db_admin``'s.
+The database as a whole (retention, backup, restore) is ``releasegate.records.db_admin``'s.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Any
 
-from releasegate import store, waiver_rules
-from releasegate.errors import ReleaseGateError
+from releasegate.domain import waiver_rules
+from releasegate.domain.errors import ReleaseGateError
+from releasegate.records import store
 
 log = logging.getLogger("releasegate")
 
@@ -95,7 +96,7 @@ def caller() -> dict[str, str]:
 
 def waive(fingerprint: str, service: str, reason: str, requested_by: str, approver: str, expires: date,
           at: datetime | None = None, policy: str | None = None, unseen: bool = False) -> dict[str, Any]:
-    """Grant a waiver under the rules of ``releasegate.waiver_rules`` and the service's ``waivers.max_days``.
+    """Grant a waiver under the rules of ``releasegate.domain.waiver_rules`` and the service's ``waivers.max_days``.
 
     ``unseen``: the finding need not be a known defect of this database yet (a fresh one, as in CI), so the
     fingerprint is taken as given, and must then be a full one; it starts waived when first seen.

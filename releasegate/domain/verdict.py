@@ -10,8 +10,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from releasegate.fingerprint import fingerprint
-from releasegate.models import (
+from releasegate.domain.fingerprint import fingerprint
+from releasegate.domain.models import (
     AppliedWaiver,
     Decision,
     Finding,

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from releasegate.context import RunContext
-from releasegate.errors import PolicyError
-from releasegate.models import Status
+from releasegate.domain.errors import PolicyError
+from releasegate.domain.models import Status
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from releasegate.defect_lifecycle import DefectState
+from releasegate.domain.defect_lifecycle import DefectState
 
 
 class Severity(str, Enum):

@@ -1,7 +1,7 @@
 """What the operator commands do to the gate database as a whole: retention (old runs and their evidence
 folders purged), backup and restore.
 
-Refusals are ``AdminError``s (``releasegate.admin``) that say what to do; the CLI turns them into exit 2.
+Refusals are ``AdminError``s (``releasegate.records.admin``) that say what to do; the CLI turns them into exit 2.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from releasegate import store
-from releasegate.admin import AdminError, now, refusals
 from releasegate.context import gate_home
+from releasegate.records import store
+from releasegate.records.admin import AdminError, now, refusals
 
 
 @dataclass

@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import requests
 
-from releasegate.errors import ReleaseGateError
+from releasegate.domain.errors import ReleaseGateError
 
 log = logging.getLogger("releasegate")
 DAG_ID = "release_gate"
