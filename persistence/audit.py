@@ -213,8 +213,9 @@ def _row(event_id: int, event: dict[str, Any], prev_hash: str) -> dict[str, Any]
 
 def _as_read_back(payload: dict[str, Any]) -> dict[str, Any]:
     """The payload as the database will give it back: a flat one of plain values is that already."""
-    if all(type(k) is str and (v is None or type(v) in _PLAIN) for k, v in payload.items()):
-        return dict(payload)
+    if all(type(k) is str and (v is None or type(v) in _PLAIN or (type(v) is list and all(
+            x is None or type(x) in _PLAIN for x in v))) for k, v in payload.items()):
+        return {k: list(v) if type(v) is list else v for k, v in payload.items()}  # JSON gives these back as they are
     read_back: dict[str, Any] = json.loads(canonical_json(payload))
     return read_back
 

@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
-from itertools import islice
+from itertools import chain, islice
 from operator import call
 from typing import Any, TypeVar
 
@@ -49,20 +49,26 @@ _FLAT_JSON_ENTRIES = 4096
 
 
 def flat_json(value: dict[str, Any], sort_keys: bool = False, ensure_ascii: bool = False) -> str:
-    """``json.dumps(value, separators=(",", ":"), ...)``, answered from a small cache for the flat dicts of
-    plain values that recur by the thousand (an audit payload such as ``{"from": "new", "to": "fixed"}``)."""
-    try:
-        key = (sort_keys, ensure_ascii, *((k, v.__class__, v) for k, v in value.items()))  # True is not 1 here
-        text = _FLAT_JSON.get(key)
-    except TypeError:  # an unhashable (nested) value: not cached
-        key, text = None, None
+    """``json.dumps(value, separators=(",", ":"), default=str, ...)``, answered from a small cache for the flat dicts
+    of plain values that recur by the thousand (an audit payload such as ``{"from": "new", "to": "fixed"}``); any
+    other dict goes straight to a reused encoder."""
+    encoder = _ENCODERS[sort_keys, ensure_ascii]
+    if not all(v is None or v.__class__ in _CACHEABLE for v in value.values()):
+        return encoder.encode(value)
+    key = (sort_keys, ensure_ascii, *((k, v.__class__, v) for k, v in value.items()))  # True is not 1 here
+    text = _FLAT_JSON.get(key)
     if text is None:
-        text = json.dumps(value, sort_keys=sort_keys, separators=(",", ":"), ensure_ascii=ensure_ascii, default=str)
-        if key is not None and all(v is None or type(v) in (str, int, bool) for v in value.values()):
-            if len(_FLAT_JSON) >= _FLAT_JSON_ENTRIES:
-                _FLAT_JSON.clear()
-            _FLAT_JSON[key] = text
+        text = encoder.encode(value)
+        if len(_FLAT_JSON) >= _FLAT_JSON_ENTRIES:
+            _FLAT_JSON.clear()
+        _FLAT_JSON[key] = text
     return text
+
+
+_CACHEABLE = (str, int, bool)
+_ENCODERS = {(sort_keys, ascii_only): json.JSONEncoder(sort_keys=sort_keys, ensure_ascii=ascii_only, separators=(",", ":"),
+                                                       default=str)
+             for sort_keys in (False, True) for ascii_only in (False, True)}
 
 
 def insert_rows(session: Session, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
@@ -84,15 +90,29 @@ def copy_rows(session: Session, table: Table, columns: Sequence[str], rows: Iter
 
 
 def _copy_lines(rows: Iterable[Sequence[Any]], converters: list[Callable[[Any], str]]) -> Iterator[str]:
-    """Each row as a line of COPY's text format. A value that is the very object the row before held in that
-    column (a batch's service, run id, timestamps; immutable values only) is not converted again."""
+    """Each row as a line of COPY's text format. In a column whose value is mostly the very object the row before
+    held (a batch's service, run id, timestamps; immutable values only), a repeated value is not converted again;
+    which columns those are is read from the first rows."""
     width = len(converters)
-    remembering = [_remembering(convert) for convert in converters]
+    iterator = iter(rows)
+    sample = list(islice(iterator, _SAMPLE_ROWS))
+    chosen = [_remembering(convert) if _repeats(sample, i) else convert for i, convert in enumerate(converters)]
     join = "\t".join
-    for row in rows:
+    for row in chain(sample, iterator):
         if len(row) != width:
             raise ValueError(f"a row of {len(row)} values for {width} columns")
-        yield join(map(call, remembering, row)) + "\n"
+        yield join(map(call, chosen, row)) + "\n"
+
+
+_SAMPLE_ROWS = 32
+
+
+def _repeats(sample: list[Sequence[Any]], column: int) -> bool:
+    """Whether at least half the sampled rows hold the very object the row before held in the column."""
+    if len(sample) < 2 or any(len(row) <= column for row in sample):
+        return True
+    same = sum(1 for before, row in zip(sample, sample[1:]) if row[column] is before[column])
+    return same * 2 >= len(sample) - 1
 
 
 def _dbapi(connection: Connection) -> Any:

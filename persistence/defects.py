@@ -125,14 +125,20 @@ class _Plan:
         self.updates: list[dict[str, Any]] = []
         self.transitions: list[dict[str, Any]] = []
         self.top_id = 0  # the highest id among the service's defects before this plan
+        self._first: dict[Sighting, dict[str, Any]] = {}  # what a first sighting sets, by kind of sighting
 
     def seen(self, finding: dict[str, Any], row: dict[str, Any] | None, waived: bool) -> None:
-        fields = transition(row, self.run_id, Sighting.waived if waived else Sighting.seen, self.seen_at)
-        if row is None:
+        sighting = Sighting.waived if waived else Sighting.seen
+        if row is None:  # a first sighting moves every new defect of the run the same way: worked out once
+            first = self._first.get(sighting)
+            if first is None:
+                first = self._first[sighting] = _stored(transition(None, self.run_id, sighting, self.seen_at))
             self.inserts.append({**_describe(finding), "service": self.service, "fingerprint": finding["fingerprint"],
-                                 **_stored(fields), "updated_at": self.now})
-            self.transitions.append({"fingerprint": finding["fingerprint"], "from": None, "to": fields["state"]})
-        elif fields:
+                                 **first, "updated_at": self.now})
+            self.transitions.append({"fingerprint": finding["fingerprint"], "from": None, "to": first["state"]})
+            return
+        fields = transition(row, self.run_id, sighting, self.seen_at)
+        if fields:
             self._move(row, _describe(finding) | _stored(fields))
 
     def after(self, existing: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
