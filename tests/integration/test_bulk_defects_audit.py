@@ -6,25 +6,14 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta, timezone
 
-import pytest
-
-from persistence import UnitOfWork, engine_from_url
+from persistence import UnitOfWork
 from persistence.audit import _HASHED, _hashed_body, canonical_json
 from persistence.bulk import _converter, _copy_lines, _copy_value, flat_json
-from persistence.migrate import ensure_schema
 from persistence.tables import AuditEventRow, DefectRow
 from releasegate.records.audit import record_many, transition_events
 from releasegate.redact import forget, redact_data, remember
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def engine(db_url):
-    ensure_schema(db_url)
-    engine = engine_from_url(db_url)
-    yield engine
-    engine.dispose()
 
 
 def seen(rule: str, stage: str = "semgrep") -> dict:
