@@ -242,7 +242,7 @@ def row_defects(count: int, which: str, url: str) -> float:
         moves = transition_events("bench", [{"fingerprint": f["fingerprint"], "from": None, "to": "new"}
                                             for f in found], {f["fingerprint"]: "semgrep" for f in found})
         events = [_row(i + 1, {**e, "at": T0, "run_id": RUN, "key": event_key(RUN, e["kind"], e["subject"], {})},
-                       GENESIS) for i, e in enumerate(moves)]
+                       GENESIS)[0] for i, e in enumerate(moves)]
         return (baseline_insert(engine, "defects", list(INSERT_COLUMNS), defects)
                 + baseline_insert(engine, "audit_events", list(_COLUMNS), [tuple(e[c] for c in _COLUMNS)
                                                                            for e in events]))

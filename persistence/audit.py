@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from persistence.bulk import flat_json, insert_rows, quiet_gc
+from persistence.bulk import JsonText, flat_json, insert_rows, quiet_gc
 from persistence.locks import advisory_lock
 from persistence.tables import AuditEventRow, AuditHeadRow
 from persistence.upsert import upsert
@@ -57,19 +57,25 @@ class _NotPlain(Exception):
     pass
 
 
-def _hashed_body(event: dict[str, Any]) -> str:
-    """``canonical_json`` of the hashed fields, written out directly for the usual event (text, ids, a datetime,
-    a flat payload of plain values): the same text, without a generic encoder per event."""
+def _hashed_body(event: dict[str, Any], payload_json: str | None = None) -> str:
+    """``canonical_json`` of the hashed fields, written out directly for the usual event (text, ids, a datetime):
+    the same text, without a generic encoder per event. ``payload_json``: ``canonical_payload`` of the payload,
+    when the caller has it already (JSON is written piece by piece, so the payload's text is the same inside)."""
     try:
-        payload = event["payload"]
-        if type(payload) is not dict or not _flat_plain(payload):
-            raise _NotPlain
+        payload = payload_json if payload_json is not None else canonical_payload(event["payload"])
         return (f'{{"actor":{_plain(event["actor"])},"at":{_plain(event["at"])},'
                 f'"event_key":{_plain(event["event_key"])},"id":{_plain(event["id"])},"kind":{_plain(event["kind"])},'
-                f'"payload":{flat_json(payload, sort_keys=True)},"run_id":{_plain(event["run_id"])},'
+                f'"payload":{payload},"run_id":{_plain(event["run_id"])},'
                 f'"subject":{_plain(event["subject"])}}}')
     except _NotPlain:
         return canonical_json({k: event[k] for k in _HASHED})
+
+
+def canonical_payload(payload: Any) -> str:
+    """``canonical_json`` of a payload (a flat dict of plain values from a cache: they recur by the thousand)."""
+    if type(payload) is dict and _flat_plain(payload):
+        return flat_json(payload, sort_keys=True)
+    return canonical_json(payload)
 
 
 def _plain(value: Any) -> str:
@@ -115,13 +121,14 @@ class AuditRepository:
         if not fresh:
             return []
         head_id, prev_hash = self._head()
-        rows = []
+        rows, stored = [], []
         with quiet_gc():
             for event_id, event in zip(self._next_ids(len(fresh), head_id), fresh, strict=True):
-                row = _row(event_id, event, prev_hash)
+                row, payload_json = _row(event_id, event, prev_hash)
                 prev_hash = row["hash"]
                 rows.append(row)
-            insert_rows(self.session, _EVENT, _COLUMNS, (tuple(r[c] for c in _COLUMNS) for r in rows))
+                stored.append(tuple(JsonText(payload_json) if c == "payload" else row[c] for c in _COLUMNS))
+            insert_rows(self.session, _EVENT, _COLUMNS, stored)  # each payload as the text that was hashed
         upsert(self.session, AuditHeadRow.__table__, {"id": 1, "last_id": rows[-1]["id"], "hash": prev_hash}, ["id"])
         return rows
 
@@ -199,16 +206,18 @@ class AuditRepository:
         return (dict(r) for r in result.mappings())
 
 
-def _row(event_id: int, event: dict[str, Any], prev_hash: str) -> dict[str, Any]:
+def _row(event_id: int, event: dict[str, Any], prev_hash: str) -> tuple[dict[str, Any], str]:
     """The stored row of an event, hashed as it will read back: the payload as JSON gives it back, ``at`` a
-    datetime (what the database hands back is what gets hashed and verified)."""
+    datetime (what the database hands back is what gets hashed and verified); and the payload's canonical JSON,
+    written once for the hash and the insert."""
     at = event["at"]
     row = {"id": event_id, "at": datetime.fromisoformat(at) if isinstance(at, str) else at, "kind": event["kind"],
            "subject": event["subject"], "run_id": event.get("run_id"), "actor": event.get("actor"),
            "payload": _as_read_back(event["payload"]), "event_key": event.get("key"),
            "prev_hash": prev_hash}
-    row["hash"] = event_hash(prev_hash, row)
-    return row
+    payload_json = canonical_payload(row["payload"])
+    row["hash"] = hashlib.sha256((prev_hash + _hashed_body(row, payload_json)).encode("utf-8")).hexdigest()
+    return row, payload_json
 
 
 def _as_read_back(payload: dict[str, Any]) -> dict[str, Any]:

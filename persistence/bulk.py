@@ -15,7 +15,7 @@ import gc
 import io
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from itertools import chain, islice
@@ -71,28 +71,44 @@ _ENCODERS = {(sort_keys, ascii_only): json.JSONEncoder(sort_keys=sort_keys, ensu
              for sort_keys in (False, True) for ascii_only in (False, True)}
 
 
-def insert_rows(session: Session, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
-    """Insert ``rows`` (each a sequence of values in the order of ``columns``); return how many were written."""
+class JsonText(str):
+    """A value of a JSON column already written as JSON: stored as this text rather than encoded again."""
+
+
+def insert_rows(session: Session, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]],
+                constants: Mapping[str, Any] | None = None) -> int:
+    """Insert ``rows`` (each a sequence of values in the order of ``columns``); return how many were written.
+    ``constants``: further columns whose value is the same in every row (a run's id, a timestamp), given once and
+    converted once rather than carried and converted in each row."""
+    constants = dict(constants or {})
     if session.get_bind().dialect.name == "postgresql":
-        return copy_rows(session, table, columns, rows)
-    return _executemany(session, table, columns, rows)
+        return copy_rows(session, table, columns, rows, constants)
+    tail = tuple(constants.values())
+    return _executemany(session, table, [*columns, *constants], ((*row, *tail) for row in rows) if tail else rows)
 
 
-def copy_rows(session: Session, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
-    """PostgreSQL only: the rows through ``COPY table (columns) FROM STDIN`` in the session's transaction."""
-    source = CopySource(_copy_lines(rows, [_converter(table, c) for c in columns]))
+def copy_rows(session: Session, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]],
+              constants: Mapping[str, Any] | None = None) -> int:
+    """PostgreSQL only: the rows through ``COPY table (columns) FROM STDIN`` in the session's transaction (the
+    ``constants`` columns written out once, as every line's end)."""
+    constants = dict(constants or {})
+    tail = "".join("\t" + _converter(table, c)(v) for c, v in constants.items()) + "\n"
+    source = CopySource(_copy_lines(rows, [_converter(table, c) for c in columns], tail))
     cursor = _dbapi(session.connection()).cursor()
     try:
-        cursor.copy_expert(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN", source, size=1 << 16)
+        cursor.copy_expert(f"COPY {table.name} ({', '.join([*columns, *constants])}) FROM STDIN", source,
+                           size=1 << 16)
     finally:
         cursor.close()
     return source.lines
 
 
-def _copy_lines(rows: Iterable[Sequence[Any]], converters: list[Callable[[Any], str]]) -> Iterator[str]:
-    """Each row as a line of COPY's text format. In a column whose value is mostly the very object the row before
-    held (a batch's service, run id, timestamps; immutable values only), a repeated value is not converted again;
-    which columns those are is read from the first rows."""
+def _copy_lines(rows: Iterable[Sequence[Any]], converters: list[Callable[[Any], str]],
+                tail: str = "\n") -> Iterator[str]:
+    """Each row as a line of COPY's text format, ending in ``tail`` (the constant columns' text and the newline).
+    In a column whose value is mostly the very object the row before held (a batch's service, run id, timestamps;
+    immutable values only), a repeated value is not converted again; which columns those are is read from the
+    first rows."""
     width = len(converters)
     iterator = iter(rows)
     sample = list(islice(iterator, _SAMPLE_ROWS))
@@ -101,7 +117,7 @@ def _copy_lines(rows: Iterable[Sequence[Any]], converters: list[Callable[[Any], 
     for row in chain(sample, iterator):
         if len(row) != width:
             raise ValueError(f"a row of {len(row)} values for {width} columns")
-        yield join(map(call, chosen, row)) + "\n"
+        yield join(map(call, chosen, row)) + tail
 
 
 _SAMPLE_ROWS = 32
@@ -148,7 +164,7 @@ def _executemany(session: Session, table: Table, columns: Sequence[str], rows: I
     ORM would do per row, without building a parameter dict per row)."""
     connection = session.connection()
     dialect = connection.dialect
-    processors = [table.c[c].type._cached_bind_processor(dialect) for c in columns]
+    processors = [_bind_processor(table, c, dialect) for c in columns]
     pairs = [(i, _remembering(p)) for i, p in enumerate(processors) if p is not None]  # repeated values once
     sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
     cursor = _dbapi(connection).cursor()
@@ -161,6 +177,15 @@ def _executemany(session: Session, table: Table, columns: Sequence[str], rows: I
     finally:
         cursor.close()
     return written
+
+
+def _bind_processor(table: Table, column: str, dialect: Any) -> Callable[[Any], Any] | None:
+    """The column type's bind processor; for a JSON column, one that stores a ``JsonText`` as it is."""
+    process: Callable[[Any], Any] | None = table.c[column].type._cached_bind_processor(dialect)
+    if process is None or not _is_json(table, column):
+        return process
+    encode = process
+    return lambda value: value if value.__class__ is JsonText else encode(value)
 
 
 def _processed(row: Sequence[Any], pairs: list[tuple[int, Any]]) -> list[Any]:
@@ -198,9 +223,11 @@ def _copy_value(value: Any, as_json: bool) -> str:
     if value is None:
         return "\\N"
     if as_json:
+        if value.__class__ is JsonText:
+            return copy_text(value)
         text = flat_json(value) if type(value) is dict else json.dumps(value, separators=(",", ":"),
                                                                         ensure_ascii=False, default=str)
-        return text.translate(_COPY_ESCAPES)
+        return copy_text(text)
     if isinstance(value, bool):
         return "t" if value else "f"
     if isinstance(value, datetime):

@@ -27,6 +27,7 @@ _TEXT = {state: state.value for state in DefectState}  # what a state is stored 
 INSERT_COLUMNS = ("service", "fingerprint", "stage", "kind", "rule", "title", "severity", "state", "previous_state",
                   "first_run_id", "last_run_id", "changed_run_id", "first_seen_at", "last_seen_at", "occurrences",
                   "updated_at")
+NEW_COLUMNS = ("fingerprint", "stage", "kind", "rule", "title", "severity")  # where a run's new defects differ
 UPDATE_COLUMNS = ("stage", "kind", "rule", "title", "severity", "state", "previous_state", "last_run_id",
                   "changed_run_id", "last_seen_at", "occurrences", "updated_at")
 
@@ -66,9 +67,12 @@ class DefectRepository:
             return plan.transitions, plan.after(existing)
 
     def _write(self, plan: _Plan) -> None:
-        insert_rows(self.session, _TABLE, INSERT_COLUMNS, map(itemgetter(*INSERT_COLUMNS), plan.inserts))
-        if plan.inserts:  # the ids the database gave them, so the rows are known whole without reading them all
-            for row, row_id in zip(plan.inserts, self._new_ids(plan), strict=True):
+        for first, rows in plan.new.values():  # per way of being first seen: the rest of the row is the same
+            constants = {c: first[c] for c in INSERT_COLUMNS if c not in NEW_COLUMNS}
+            insert_rows(self.session, _TABLE, NEW_COLUMNS, map(itemgetter(*NEW_COLUMNS), rows), constants)
+        inserts = plan.inserts()
+        if inserts:  # the ids the database gave them, so the rows are known whole without reading them all
+            for row, row_id in zip(inserts, self._new_ids(plan, len(inserts)), strict=True):
                 row["id"] = row_id
         if plan.updates:
             statement = update(_TABLE).where(_TABLE.c.id == bindparam("b_id")).values(
@@ -76,14 +80,14 @@ class DefectRepository:
             for chunk in (plan.updates[i:i + BATCH] for i in range(0, len(plan.updates), BATCH)):
                 self.session.execute(statement, [{f"b_{k}": v for k, v in row.items()} for row in chunk])
 
-    def _new_ids(self, plan: _Plan) -> list[int]:
+    def _new_ids(self, plan: _Plan, written: int) -> list[int]:
         """The ids of the rows just inserted, in the order they were written: the service's rows past every id it
         had before (the service's lock keeps its other writers out), which COPY and executemany number in order."""
         query = select(_TABLE.c.id).where(_TABLE.c.service == plan.service, _TABLE.c.id > plan.top_id,
                                           _TABLE.c.first_run_id == plan.run_id).order_by(_TABLE.c.id)
         ids = list(self.session.scalars(query))
-        if len(ids) != len(plan.inserts):
-            raise RuntimeError(f"{len(plan.inserts)} defects were written for {plan.service} but {len(ids)} read back")
+        if len(ids) != written:
+            raise RuntimeError(f"{written} defects were written for {plan.service} but {len(ids)} read back")
         return ids
 
     def for_service(self, service: str) -> list[dict[str, Any]]:
@@ -121,21 +125,29 @@ class _Plan:
 
     def __init__(self, service: str, run_id: str, seen_at: datetime, now: datetime) -> None:
         self.service, self.run_id, self.seen_at, self.now = service, run_id, seen_at, now
-        self.inserts: list[dict[str, Any]] = []
+        self.new: dict[Sighting, tuple[dict[str, Any], list[dict[str, Any]]]] = {}  # by how first seen: (what
+        # that sets, the new defects) -- a first sighting moves every new defect of the run the same way
         self.updates: list[dict[str, Any]] = []
         self.transitions: list[dict[str, Any]] = []
         self.top_id = 0  # the highest id among the service's defects before this plan
-        self._first: dict[Sighting, dict[str, Any]] = {}  # what a first sighting sets, by kind of sighting
+
+    def inserts(self) -> list[dict[str, Any]]:
+        """The new defects, in the order they are written."""
+        return [row for _first, rows in self.new.values() for row in rows]
 
     def seen(self, finding: dict[str, Any], row: dict[str, Any] | None, waived: bool) -> None:
         sighting = Sighting.waived if waived else Sighting.seen
-        if row is None:  # a first sighting moves every new defect of the run the same way: worked out once
-            first = self._first.get(sighting)
-            if first is None:
-                first = self._first[sighting] = _stored(transition(None, self.run_id, sighting, self.seen_at))
-            self.inserts.append({**_describe(finding), "service": self.service, "fingerprint": finding["fingerprint"],
-                                 **first, "updated_at": self.now})
-            self.transitions.append({"fingerprint": finding["fingerprint"], "from": None, "to": first["state"]})
+        if row is None:
+            group = self.new.get(sighting)
+            if group is None:  # worked out once per run and way of being seen
+                first = {"service": self.service, **_stored(transition(None, self.run_id, sighting, self.seen_at)),
+                         "updated_at": self.now, "remediation": None, "owner": None}
+                group = self.new[sighting] = (first, [])
+            fingerprint, severity = finding["fingerprint"], finding["severity"]
+            group[1].append({**group[0], "fingerprint": fingerprint, "stage": finding.get("stage", ""),
+                             "kind": finding["kind"], "rule": finding["rule"], "title": finding.get("title", ""),
+                             "severity": getattr(severity, "value", severity)})
+            self.transitions.append({"fingerprint": fingerprint, "from": None, "to": group[0]["state"]})
             return
         fields = transition(row, self.run_id, sighting, self.seen_at)
         if fields:
@@ -145,8 +157,7 @@ class _Plan:
         """Every defect of the service once this plan is written, by id (as the table would give them back)."""
         changed = {row["id"]: row for row in self.updates}
         rows = [{**row, **changed.get(row["id"], {})} for row in existing.values()]
-        rows += [{**row, "remediation": None, "owner": None} for row in self.inserts]
-        return sorted(rows, key=lambda row: row["id"])
+        return sorted(rows + self.inserts(), key=lambda row: row["id"])
 
     def unseen(self, row: dict[str, Any]) -> None:
         fields = transition(row, self.run_id, Sighting.unseen, self.seen_at)

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta, timezone
 
+from sqlalchemy import select, text
+
 from persistence import UnitOfWork
-from persistence.audit import _HASHED, _hashed_body, canonical_json
-from persistence.bulk import _converter, _copy_lines, _copy_value, flat_json
+from persistence.audit import _HASHED, _hashed_body, canonical_json, canonical_payload
+from persistence.bulk import JsonText, _converter, _copy_lines, _copy_value, flat_json, insert_rows
 from persistence.tables import AuditEventRow, DefectRow
 from releasegate.records.audit import record_many, transition_events
 from releasegate.redact import forget, redact_data, remember
@@ -50,6 +52,43 @@ def test_the_defects_record_returns_are_the_rows_the_table_holds(engine):
     assert transitions == []
 
 
+def test_new_defects_seen_and_waived_in_one_run_are_written_in_order_with_their_own_states(engine):
+    found = [seen("a"), seen("w1"), seen("b"), seen("w2", "pip_audit")]
+    transitions, after, stored = record(engine, "r1", T0, found, {"semgrep", "pip_audit"},
+                                        frozenset({"fp-w1", "fp-w2"}))
+
+    assert after == stored
+    assert {row["fingerprint"]: row["state"] for row in stored} == {
+        "fp-a": "new", "fp-b": "new", "fp-w1": "waived", "fp-w2": "waived"}
+    assert {row["fingerprint"]: row["stage"] for row in stored}["fp-w2"] == "pip_audit"
+    assert sorted((t["fingerprint"], t["to"]) for t in transitions) == [
+        ("fp-a", "new"), ("fp-b", "new"), ("fp-w1", "waived"), ("fp-w2", "waived")]
+    assert all(row["service"] == "orders" and row["occurrences"] == 1 and row["first_run_id"] == "r1"
+               for row in stored)
+
+
+def test_insert_rows_writes_constant_columns_and_json_text_as_given(engine):
+    table = AuditEventRow.__table__
+    payload = {"to": "new", "fingerprints": ["é", "b\\t", 'q"'], "count": 3}
+    with UnitOfWork(engine) as uow:
+        written = insert_rows(uow.session, table, ("id", "subject", "payload"),
+                              [(901, "s\tone", JsonText(canonical_payload(payload))), (902, "two", {"n": 1})],
+                              {"at": T0, "kind": "k", "prev_hash": "p", "hash": "h", "run_id": None})
+        uow.commit()
+    with UnitOfWork(engine) as uow:
+        rows = uow.session.execute(select(table.c.id, table.c.subject, table.c.payload, table.c.kind, table.c.at,
+                                          table.c.run_id).where(table.c.id > 900).order_by(table.c.id)).all()
+        raw = uow.session.execute(text("SELECT payload FROM audit_events WHERE id = 901")).scalar()
+        uow.session.execute(text("DELETE FROM audit_events WHERE id > 900"))
+        uow.commit()
+
+    assert written == 2
+    assert [(r.id, r.subject, r.payload, r.kind, r.run_id) for r in rows] == [
+        (901, "s\tone", payload, "k", None), (902, "two", {"n": 1}, "k", None)]
+    assert all(r.at.replace(tzinfo=UTC) == T0 for r in rows)
+    assert isinstance(raw, dict) or raw == canonical_json(payload)  # SQLite keeps the very text (not encoded twice)
+
+
 def test_a_runs_transitions_are_one_audit_event_per_stage_and_move(engine):
     remember(["hunter2-secret-title"])
     try:
@@ -84,6 +123,7 @@ def test_the_hashed_body_is_the_canonical_json_of_the_event():
     ]
     for event in events:
         assert _hashed_body(event) == canonical_json({k: event[k] for k in _HASHED}), event["id"]
+        assert _hashed_body(event, canonical_payload(event["payload"])) == _hashed_body(event), event["id"]
 
 
 def test_flat_json_tells_true_from_one_and_matches_json_dumps():
