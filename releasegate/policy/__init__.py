@@ -32,6 +32,7 @@ from releasegate.policy.environment import (
 from releasegate.policy.explain import dotted, line_of
 from releasegate.policy.load import Budgets, Distributed, Load, Soak, Stress, Telemetry
 from releasegate.policy.loading import load_policy
+from releasegate.policy.migrations import Migrations
 from releasegate.policy.model import Policy
 from releasegate.policy.notify import Notify, Slack
 from releasegate.policy.parsing import PolicyLoader
@@ -91,6 +92,7 @@ __all__ = [
     "FeedSeries",
     "HealthCheck",
     "Load",
+    "Migrations",
     "Notify",
     "PipAudit",
     "Policy",

@@ -5,7 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from releasegate.policy.model import Policy
-from releasegate.policy.placeholders import _PLACEHOLDER, PLACEHOLDERS, dependency_placeholders
+from releasegate.policy.placeholders import (
+    _PLACEHOLDER,
+    MIGRATION_PLACEHOLDERS,
+    PLACEHOLDERS,
+    dependency_placeholders,
+)
 from releasegate.policy.spec import Command
 
 PORT_PLACEHOLDERS = frozenset({"port", "base_url"})
@@ -85,6 +90,11 @@ def _placeholder_scopes(policy: Policy) -> Iterator[tuple[tuple, str, frozenset[
         yield from _each(("alerts", "tests"), policy.alerts.tests, none)
         if policy.alerts.alertmanager is not None:
             yield ("alerts", "alertmanager", "config"), policy.alerts.alertmanager.config, none
+    if policy.migrations is not None:
+        scope = NO_PORT | frozenset(MIGRATION_PLACEHOLDERS)
+        yield from _command(("migrations", "up"), policy.migrations.up, scope)
+        yield from _command(("migrations", "down"), policy.migrations.down, scope)
+        yield from ((("migrations", "env", k), v, scope) for k, v in policy.migrations.env.items())
     if policy.chaos is not None:
         for i, experiment in enumerate(policy.chaos.experiments):
             yield ("chaos", "experiments", i, "file"), experiment.file, none

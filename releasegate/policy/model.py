@@ -10,6 +10,7 @@ from releasegate.policy.alerts import Alerts
 from releasegate.policy.chaos import Chaos
 from releasegate.policy.environment import EnvironmentSpec, Source
 from releasegate.policy.load import Load
+from releasegate.policy.migrations import Migrations
 from releasegate.policy.notify import Notify
 from releasegate.policy.scans import Scans
 from releasegate.policy.spec import _Spec
@@ -28,6 +29,7 @@ class Policy(_Spec):
     scans: Scans = Field(default_factory=Scans)
     alerts: Alerts | None = None
     chaos: Chaos | None = None
+    migrations: Migrations | None = None
     notify: Notify = Field(default_factory=Notify)
     waivers: Waivers = Field(default_factory=Waivers)
 

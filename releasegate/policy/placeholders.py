@@ -15,6 +15,7 @@ from releasegate.policy.spec import Command
 
 PLACEHOLDERS = ("version", "port", "host", "base_url", "workdir", "python", "service", "evidence", "run_id")
 REPORT_URL_PLACEHOLDERS = ("service", "version", "run_id")
+MIGRATION_PLACEHOLDERS = ("database_url",)  # the scratch database's URL, in migrations.up, down and env only
 
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
@@ -74,6 +75,8 @@ def _commands(policy: Policy) -> list[tuple[tuple, Command]]:
     found += [(("suites", i, "command"), s.command) for i, s in enumerate(policy.suites)]
     if policy.scans.pip_audit:
         found += [(("scans", "pip_audit", "export", i), c) for i, c in enumerate(policy.scans.pip_audit.export)]
+    if policy.migrations:
+        found += [(("migrations", step), getattr(policy.migrations, step)) for step in ("up", "down")]
     return found
 
 

@@ -94,6 +94,8 @@ STAGES: tuple[StageSpec, ...] = (
               summary="pip-audit of pinned requirements against an OSV endpoint or advisory data"),
     StageSpec("alerts", "alerts", "alerts", "alerts", task_id="alert_thresholds",
               summary="promtool rule tests, amtool routes and the alert budgets cross-checked"),
+    StageSpec("migrations", "migrations", "migrations", "migrations",
+              summary="migrations up, down and up again on a scratch database; the schema must survive the round trip"),
 )
 
 
