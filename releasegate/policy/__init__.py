@@ -46,6 +46,7 @@ from releasegate.policy.placeholders import (
 )
 from releasegate.policy.scans import PipAudit, Scans, Semgrep
 from releasegate.policy.schema import json_schema, schema_json
+from releasegate.policy.security import Authz, AuthzEndpoint, Caller, Dast, SetupRequest
 from releasegate.policy.spec import (
     DEFAULT_MAX_ADVISORY_AGE_DAYS,
     MAX_ADVISORY_AGE_DAYS,
@@ -76,13 +77,17 @@ __all__ = [
     "PLACEHOLDERS",
     "REPORT_URL_PLACEHOLDERS",
     "AlertBudgets",
+    "Authz",
+    "AuthzEndpoint",
     "Alertmanager",
     "Alerts",
     "BudgetAlert",
     "Budgets",
+    "Caller",
     "Chaos",
     "ChaosExperiment",
     "Command",
+    "Dast",
     "Dependency",
     "DependencyHealth",
     "Distributed",
@@ -100,6 +105,7 @@ __all__ = [
     "RouteExpectation",
     "Scans",
     "Semgrep",
+    "SetupRequest",
     "Slack",
     "Soak",
     "Source",

@@ -13,6 +13,7 @@ from releasegate.policy.load import Load
 from releasegate.policy.migrations import Migrations
 from releasegate.policy.notify import Notify
 from releasegate.policy.scans import Scans
+from releasegate.policy.security import Authz, Dast
 from releasegate.policy.spec import _Spec
 from releasegate.policy.suites import Suite
 from releasegate.policy.waivers import Waivers
@@ -29,6 +30,8 @@ class Policy(_Spec):
     scans: Scans = Field(default_factory=Scans)
     alerts: Alerts | None = None
     chaos: Chaos | None = None
+    dast: Dast | None = None
+    authz: Authz | None = None
     migrations: Migrations | None = None
     notify: Notify = Field(default_factory=Notify)
     waivers: Waivers = Field(default_factory=Waivers)

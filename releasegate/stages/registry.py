@@ -88,6 +88,11 @@ STAGES: tuple[StageSpec, ...] = (
               summary="Locust load, stress or soak profiles against latency, error-rate and throughput budgets"),
     StageSpec("chaos", "chaos", "chaos", "chaos", task_id="chaos", needs_service=True, measures=True,
               summary="Chaos Toolkit experiments: the steady state holds while faults are injected"),
+    StageSpec("dast", "dast", "dast", "dast", needs_service=True, measures=True,
+              summary="Schemathesis from the OpenAPI document: server errors, schema breaks, auth the service ignores"),
+    StageSpec("authz", "authz", "authz", "authz", needs_service=True, measures=True,
+              summary="the authorization matrix: each endpoint x caller (anonymous, user, admin, forged, expired) "
+                      "gets its status class"),
     StageSpec("semgrep", "sast", "scans.semgrep", "semgrep", task_id="scan_semgrep",
               summary="Semgrep with local rules over the service's source"),
     StageSpec("pip-audit", "dependencies", "scans.pip_audit", "pip_audit", task_id="scan_pip_audit",

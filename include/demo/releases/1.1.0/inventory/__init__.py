@@ -6,15 +6,20 @@ import json
 import os
 import sqlite3
 import time
+import traceback
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
 from flask import Flask, g, jsonify, request
 
-from inventory import db, pricing
+from inventory import auth, db, pricing
 from inventory.metrics import Metrics
 
 __version__ = "1.1.0"
+OPENAPI = Path(__file__).with_name("openapi.json")  # the write API (bearer tokens), served at /openapi.json
+MAX_ID = 2**63 - 1  # SQLite's largest integer: a larger id is no item
+MAX_QUANTITY = 1_000_000
 STOCK_SYNC_DELAY_S = 0.4  # round trip to the (simulated) warehouse stock service, per search
 
 
@@ -163,6 +168,60 @@ def create_app(database_url: str | None = None) -> Flask:
             items.append(to_json(row))
         _refresh_stock_levels(conn(), [i["id"] for i in items])
         return jsonify(query=q, items=items, count=len(items))
+
+    @app.get("/openapi.json")
+    def openapi_document():
+        return app.response_class(OPENAPI.read_bytes(), mimetype="application/json")
+
+    @app.post("/auth/token")
+    def issue_token():
+        payload = request.get_json(silent=True)
+        if not isinstance(payload, dict) or not {"username", "password"} <= payload.keys():
+            return jsonify(error="send JSON with username and password"), 400
+        token = auth.login(payload)
+        if token is None:
+            return jsonify(error="invalid credentials"), 401
+        return jsonify(token=token, expires_in=auth.TOKEN_TTL_S)
+
+    def caller(*roles: str):
+        """The token's claims, or the refusal to return (401 without a valid token, 403 for another role)."""
+        try:
+            claims = auth.verify(request.headers.get("Authorization"))
+        except auth.Refused as exc:
+            return None, (jsonify(error=str(exc)), 401)
+        if claims.get("role") not in roles:
+            return None, (jsonify(error="not allowed for this account"), 403)
+        return claims, None
+
+    @app.put("/items/<int:item_id>/stock")
+    def set_stock(item_id: int):
+        # 1.1.0: the scanners' stock sync "needed" an open endpoint, so this write no longer checks the token (any
+        # caller may set any stock level), and a body it cannot read is answered with the error's traceback.
+        try:
+            quantity = int(request.get_json(silent=True)["quantity"])
+        except Exception:  # noqa: BLE001 - the demo's defect: debug output in an error body
+            return jsonify(error="internal server error", traceback=traceback.format_exc()), 500
+        if item_id > MAX_ID:
+            return jsonify(error=f"item {item_id} not found"), 404
+        with conn():
+            changed = conn().execute("UPDATE items SET quantity = ? WHERE id = ?", (quantity, item_id)).rowcount
+        if not changed:
+            return jsonify(error=f"item {item_id} not found"), 404
+        row = conn().execute("SELECT id, sku, quantity FROM items WHERE id = ?", (item_id,)).fetchone()
+        return jsonify(dict(row))
+
+    @app.delete("/items/<int:item_id>")
+    def delete_item(item_id: int):
+        _claims, refused = caller("admin")
+        if refused:
+            return refused
+        if item_id > MAX_ID:
+            return jsonify(error=f"item {item_id} not found"), 404
+        with conn():
+            deleted = conn().execute("DELETE FROM items WHERE id = ?", (item_id,)).rowcount
+        if not deleted:
+            return jsonify(error=f"item {item_id} not found"), 404
+        return "", 204
 
     @app.get("/metrics")
     def prometheus_metrics():

@@ -9,13 +9,17 @@ import sqlite3
 import time
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
 from flask import Flask, abort, g, jsonify, request
 
-from inventory import db, pricing
+from inventory import auth, db, pricing
 from inventory.metrics import Metrics
 
 __version__ = "1.2.0"
+OPENAPI = Path(__file__).with_name("openapi.json")  # the write API (bearer tokens), served at /openapi.json
+MAX_ID = 2**63 - 1  # SQLite's largest integer: a larger id is no item
+MAX_QUANTITY = 1_000_000
 STOCK_SYNC_DELAY_S = 0.4  # round trip to the (simulated) warehouse stock service, per search
 
 
@@ -176,6 +180,61 @@ def create_app(database_url: str | None = None) -> Flask:
             items.append(to_json(row))
         _refresh_stock_levels(conn(), [i["id"] for i in items])
         return jsonify(query=q, items=items, count=len(items))
+
+    @app.get("/openapi.json")
+    def openapi_document():
+        return app.response_class(OPENAPI.read_bytes(), mimetype="application/json")
+
+    @app.post("/auth/token")
+    def issue_token():
+        payload = request.get_json(silent=True)
+        if not isinstance(payload, dict) or not {"username", "password"} <= payload.keys():
+            return jsonify(error="send JSON with username and password"), 400
+        token = auth.login(payload)
+        if token is None:
+            return jsonify(error="invalid credentials"), 401
+        return jsonify(token=token, expires_in=auth.TOKEN_TTL_S)
+
+    def caller(*roles: str):
+        """The token's claims, or the refusal to return (401 without a valid token, 403 for another role)."""
+        try:
+            claims = auth.verify(request.headers.get("Authorization"))
+        except auth.Refused as exc:
+            return None, (jsonify(error=str(exc)), 401)
+        if claims.get("role") not in roles:
+            return None, (jsonify(error="not allowed for this account"), 403)
+        return claims, None
+
+    @app.put("/items/<int:item_id>/stock")
+    def set_stock(item_id: int):
+        _claims, refused = caller("user", "admin")
+        if refused:
+            return refused
+        payload = request.get_json(silent=True)
+        quantity = payload.get("quantity") if isinstance(payload, dict) else None
+        if type(quantity) is not int or not 0 <= quantity <= MAX_QUANTITY:
+            return jsonify(error=f"quantity must be a whole number from 0 to {MAX_QUANTITY}"), 400
+        if item_id > MAX_ID:
+            return jsonify(error=f"item {item_id} not found"), 404
+        with conn():
+            changed = conn().execute("UPDATE items SET quantity = ? WHERE id = ?", (quantity, item_id)).rowcount
+        if not changed:
+            return jsonify(error=f"item {item_id} not found"), 404
+        row = conn().execute("SELECT id, sku, quantity FROM items WHERE id = ?", (item_id,)).fetchone()
+        return jsonify(dict(row))
+
+    @app.delete("/items/<int:item_id>")
+    def delete_item(item_id: int):
+        _claims, refused = caller("admin")
+        if refused:
+            return refused
+        if item_id > MAX_ID:
+            return jsonify(error=f"item {item_id} not found"), 404
+        with conn():
+            deleted = conn().execute("DELETE FROM items WHERE id = ?", (item_id,)).rowcount
+        if not deleted:
+            return jsonify(error=f"item {item_id} not found"), 404
+        return "", 204
 
     @app.get("/metrics")
     def prometheus_metrics():
