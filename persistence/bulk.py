@@ -225,9 +225,7 @@ def _copy_value(value: Any, as_json: bool) -> str:
     if as_json:
         if value.__class__ is JsonText:
             return copy_text(value)
-        text = flat_json(value) if type(value) is dict else json.dumps(value, separators=(",", ":"),
-                                                                        ensure_ascii=False, default=str)
-        return copy_text(text)
+        return copy_text(_ENCODERS[False, False].encode(value))  # mostly distinct values: no cache
     if isinstance(value, bool):
         return "t" if value else "f"
     if isinstance(value, datetime):

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, Result, delete, select, text, update
+from sqlalchemy import CursorResult, Result, delete, select, update
 from sqlalchemy.orm import Session
 
 from persistence.bulk import insert_rows
@@ -94,19 +94,22 @@ class StageRepository:
         upsert(self.session, StageResultRow.__table__, _stage_row(run_id, stage), ["run_id", "stage"])
         findings = {f["fingerprint"]: f for f in stage.get("findings", [])}  # one row per fingerprint, last wins
         self._delete_findings(run_id, name, list(findings))
-        insert_rows(self.session, FindingRow.__table__, FINDING_COLUMNS,
-                    (_finding_row(run_id, name, f) for f in findings.values()))
+        insert_rows(self.session, FindingRow.__table__, FINDING_COLUMNS[2:], map(_finding_values, findings.values()),
+                    {"run_id": run_id, "stage": name})  # the run and stage once, not in every row
         self.session.execute(delete(TestCaseRow).where(TestCaseRow.run_id == run_id, TestCaseRow.suite == name))
-        insert_rows(self.session, TestCaseRow.__table__, CASE_COLUMNS, _case_rows(run_id, name, stage, cases))
+        insert_rows(self.session, TestCaseRow.__table__, CASE_COLUMNS[2:], _case_rows(stage, cases),
+                    {"run_id": run_id, "suite": name})
 
     def _delete_findings(self, run_id: str, stage: str, fingerprints: list[str]) -> None:
-        """The stage's earlier rows, and rows of another stage with a fingerprint this one now holds."""
+        """The stage's earlier rows, and rows of another stage with a fingerprint this one now holds (those are
+        few: the other stages' fingerprints are read and matched here, rather than sending this stage's)."""
         self.session.execute(delete(FindingRow).where(FindingRow.run_id == run_id, FindingRow.stage == stage))
-        if fingerprints and self.session.get_bind().dialect.name == "postgresql":  # one statement, one array
-            self.session.execute(text("DELETE FROM findings WHERE run_id = :run_id AND fingerprint = ANY(:fps)"),
-                                 {"run_id": run_id, "fps": fingerprints})
+        if not fingerprints:
             return
-        for chunk in _chunks(fingerprints):
+        others = self.session.scalars(select(FindingRow.fingerprint).where(FindingRow.run_id == run_id,
+                                                                           FindingRow.stage != stage))
+        taken = set(others).intersection(fingerprints)
+        for chunk in _chunks(sorted(taken)):
             self.session.execute(delete(FindingRow).where(FindingRow.run_id == run_id,
                                                           FindingRow.fingerprint.in_(chunk)))
 
@@ -155,21 +158,30 @@ CASE_COLUMNS = ("run_id", "suite", "node_id", "outcome", "duration_s", "attempts
 
 
 def _finding_row(run_id: str, stage: str, finding: dict[str, Any]) -> tuple[Any, ...]:
-    return (run_id, stage, finding["fingerprint"], finding["kind"], finding["rule"], _plain(finding["severity"]),
+    """A finding's row, in the order of FINDING_COLUMNS."""
+    return (run_id, stage, *_finding_values(finding))
+
+
+def _finding_values(finding: dict[str, Any]) -> tuple[Any, ...]:
+    """A finding's row past its run and stage (FINDING_COLUMNS[2:])."""
+    return (finding["fingerprint"], finding["kind"], finding["rule"], _plain(finding["severity"]),
             finding.get("title", ""), finding.get("location", ""), finding.get("evidence", ""),
             finding.get("blocking", True), finding.get("data", {}))
 
 
-def _case_rows(run_id: str, suite: str, stage: dict[str, Any],
-               streamed: Iterable[Sequence[Any]]) -> Iterator[tuple[Any, ...]]:
-    """The dump's test cases (one per node id, last wins), then the streamed ones it does not hold."""
+def _case_rows(stage: dict[str, Any], streamed: Iterable[Sequence[Any]]) -> Iterator[Sequence[Any]]:
+    """The dump's test cases (one per node id, last wins), then the streamed ones it does not hold: each as
+    CASE_COLUMNS[2:] (past the run and suite)."""
     held = {c["node_id"]: c for c in stage.get("test_cases", [])}
     for case in held.values():
-        yield (run_id, suite, case["node_id"], _plain(case["outcome"]), case.get("duration_s", 0.0),
-               case.get("attempts", 1), case.get("message", ""))
-    for node_id, outcome, duration_s, attempts, message in streamed:
-        if node_id not in held:
-            yield (run_id, suite, node_id, outcome, duration_s, attempts, message)
+        yield (case["node_id"], _plain(case["outcome"]), case.get("duration_s", 0.0), case.get("attempts", 1),
+               case.get("message", ""))
+    if not held:
+        yield from streamed  # already (node_id, outcome, duration_s, attempts, message)
+        return
+    for row in streamed:
+        if row[0] not in held:
+            yield row
 
 
 class VerdictRepository:

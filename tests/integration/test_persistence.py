@@ -110,6 +110,17 @@ def test_rerun_of_a_stage_replaces_its_findings_and_test_cases(engine):
     assert cases == []
 
 
+def test_a_fingerprint_another_stage_held_moves_to_the_stage_that_now_reports_it(engine):
+    write(engine, lambda uow: (uow.runs.upsert(run_dict()), uow.stages.upsert("rg-1", stage_dict("semgrep")),
+                               uow.stages.upsert("rg-1", stage_dict("bandit", rules=("b1",)))))
+
+    write(engine, lambda uow: uow.stages.upsert("rg-1", stage_dict("bandit", rules=("xss", "b2"))))
+
+    with UnitOfWork(engine) as uow:
+        findings = [(f["stage"], f["fingerprint"]) for f in uow.stages.findings("rg-1")]
+    assert findings == [("bandit", "fp-b2"), ("bandit", "fp-xss"), ("semgrep", "fp-sqli")]
+
+
 def test_verdict_round_trips(engine):
     write(engine, write_whole_run)
 
