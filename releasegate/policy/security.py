@@ -42,6 +42,8 @@ DAST_CHECK_SEVERITY: dict[str, Severity] = {
     "allow_header_conformance": Severity.low,
 }
 DAST_UNKNOWN_SEVERITY = Severity.high
+# What the gate checks itself in every answer Schemathesis got (not a Schemathesis check: not for `checks`).
+TRACE_CHECK = "trace_in_error_body"
 DEFAULT_DAST_CHECKS = ["not_a_server_error", "response_schema_conformance", "ignored_auth"]
 Phase = Literal["examples", "coverage", "fuzzing", "stateful"]
 
@@ -121,7 +123,7 @@ class Dast(_Spec):
         return self
 
     def severity_of(self, check: str) -> Severity:
-        return self.severity.get(check) or DAST_CHECK_SEVERITY.get(check, DAST_UNKNOWN_SEVERITY)
+        return self.severity.get(check) or DAST_CHECK_SEVERITY.get(check, DAST_UNKNOWN_SEVERITY)  # TRACE_CHECK: high
 
 
 class AuthzEndpoint(_Spec):
@@ -151,6 +153,12 @@ class Authz(_Spec):
     callers: dict[str, Caller] = Field(min_length=1, description="Caller name -> how it gets its token.")
     endpoints: list[AuthzEndpoint] = Field(min_length=1)
     severity: Severity = Field(Severity.critical, description="Severity of a cell that answers otherwise.")
+    forbid_headers: list[str] = Field(default_factory=list, description="Headers no answer may carry with a "
+                                      "version in their value, e.g. Server, X-Powered-By.")
+    require_headers: list[str] = Field(default_factory=list, description="Headers every answer must carry, e.g. "
+                                       "X-Content-Type-Options, Strict-Transport-Security.")
+    hygiene_severity: Severity = Field(Severity.high, description="Severity of a stack trace in a body, a "
+                                       "forbidden or missing header, a TLS problem.")
     blocking_severity: Severity = Severity.high
     request_timeout_s: float = Field(10, gt=0, le=300)
     required: bool = True

@@ -24,6 +24,7 @@ from releasegate.policy import Policy
 from releasegate.policy.placeholders import fill
 from releasegate.policy.security import Authz, AuthzEndpoint
 from releasegate.redact import redact
+from releasegate.stages import hygiene
 from releasegate.stages.base import fresh_folder, guarded, now
 from releasegate.stages.callers import send, tokens
 from releasegate.stages.registry import Planned
@@ -60,6 +61,7 @@ def _run(spec: Authz, ctx: RunContext, env: Environment | None, started: datetim
     matrix = out_dir / "matrix.json"
     matrix.write_text(redact(json.dumps(cells, indent=2)), encoding="utf-8")
     findings = [finding(cell, spec) for cell in cells if not cell["held"]]
+    findings += hygiene_findings(cells, spec) + transport_findings(base_url, spec)
     return _result(spec, started, cells, findings, matrix)
 
 
@@ -73,6 +75,7 @@ def probe(endpoint: AuthzEndpoint, caller: str, token: str | None, base_url: str
                          f" — is it running at {base_url}?") from exc
     return {"endpoint": f"{endpoint.method} {endpoint.path}", "caller": caller, "expected": expected,
             "status": answer.status, "held": status_in(answer.status, expected),
+            "trace": hygiene.trace_marker(answer.body), "headers": answer.headers,
             "body": redact(answer.body.strip()[:EXCERPT_CHARS])}
 
 
@@ -91,14 +94,54 @@ def finding(cell: dict, spec: Authz) -> Finding:
         data={"caller": caller, "status": cell["status"], "expected": cell["expected"]})
 
 
+def hygiene_findings(cells: list[dict], spec: Authz) -> list[Finding]:
+    """A stack trace or debug page in an answer (once per endpoint), each forbidden header naming a version and each
+    required header missing (once per header, the first endpoint that showed it)."""
+    found: dict[str, Finding] = {}
+    for cell in cells:
+        endpoint = cell["endpoint"]
+        if cell["trace"]:
+            found.setdefault(f"trace {endpoint}", _hygiene(
+                spec, "trace-in-body", endpoint, f"{endpoint} as {cell['caller']}: HTTP {cell['status']} answers "
+                f"with a stack trace or debug page ({cell['trace']!r})", cell["body"]))
+        for header in hygiene.version_headers(cell["headers"], spec.forbid_headers):
+            name = header.split(":", 1)[0].lower()
+            found.setdefault(f"version {name}", _hygiene(
+                spec, f"version-header:{name}", endpoint, f"{endpoint}: the answer names versions in {header!r}",
+                redact(header), key=name))
+        for name in hygiene.missing_headers(cell["headers"], spec.require_headers):
+            found.setdefault(f"missing {name.lower()}", _hygiene(
+                spec, f"missing-header:{name.lower()}", endpoint, f"{endpoint}: the answer lacks the {name} header",
+                "", key=name.lower()))
+    return list(found.values())
+
+
+def transport_findings(base_url: str, spec: Authz) -> list[Finding]:
+    """For a service served over TLS: a certificate that does not verify, a protocol older than TLS 1.2."""
+    try:
+        problems = hygiene.tls_problems(base_url, spec.request_timeout_s)
+    except OSError as exc:
+        raise StageError(f"authz: the TLS handshake with {base_url} could not be made ({exc})") from exc
+    return [_hygiene(spec, "tls", base_url, f"{base_url}: {problem}", problem, key=problem.split(":")[0])
+            for problem in problems]
+
+
+def _hygiene(spec: Authz, rule: str, where: str, title: str, evidence: str, key: str = "") -> Finding:
+    return Finding(kind="hygiene", rule=rule, severity=spec.hygiene_severity, title=title, location=where,
+                   evidence=evidence, fingerprint=fingerprint("hygiene", rule, key or where),
+                   blocking=spec.hygiene_severity.at_least(spec.blocking_severity))
+
+
 def _result(spec: Authz, started: datetime, cells: list[dict], findings: list[Finding], matrix: Path) -> StageResult:
     blocking = sum(f.blocking for f in findings)
-    summary = (f"authz: {len(cells)} cells ({len(spec.endpoints)} endpoints x callers), {len(findings)} answered "
-               f"otherwise ({blocking} blocking); matrix: {matrix}")
+    mismatches = sum(f.kind == KIND for f in findings)
+    summary = (f"authz: {len(cells)} cells ({len(spec.endpoints)} endpoints x callers), {mismatches} answered "
+               f"otherwise, {len(findings) - mismatches} hygiene or transport findings ({blocking} blocking); "
+               f"matrix: {matrix}")
     log.info("%s", summary)
     return StageResult(
         stage=STAGE, kind=KIND, status=Status.failed if blocking else Status.passed, required=spec.required,
         started=started, finished=now(), summary=summary, findings=findings,
-        metrics=[Metric(name="cells", value=len(cells)), Metric(name="mismatches", value=len(findings)),
+        metrics=[Metric(name="cells", value=len(cells)), Metric(name="mismatches", value=mismatches),
                  Metric(name="blocking", value=blocking)],
         artifacts=[Artifact.of(matrix)], evidence_empty=not cells)

@@ -30,8 +30,9 @@ from releasegate.domain.models import Artifact, Finding, Metric, StageResult, St
 from releasegate.environment import Environment
 from releasegate.policy import Policy
 from releasegate.policy.placeholders import fill
-from releasegate.policy.security import Dast
+from releasegate.policy.security import TRACE_CHECK, Dast
 from releasegate.redact import redact, redact_file
+from releasegate.stages import hygiene
 from releasegate.stages.authz import target_url
 from releasegate.stages.base import ToolRun, find_tool, fresh_folder, guarded, last_error_line, now, run_tool
 from releasegate.stages.callers import tokens
@@ -138,23 +139,46 @@ def _lines(path: Path) -> Iterator[str]:
 
 
 def parse_events(lines: Iterable[str], spec: Dast) -> list[Finding]:
-    """The first failure of each (operation, check) in Schemathesis's NDJSON events, as findings."""
+    """The first failure of each (operation, check) in Schemathesis's NDJSON events, as findings; and each operation
+    that answered with a stack trace or a debug page (check `trace_in_error_body`, the gate's own)."""
     first: dict[tuple[str, str], Finding] = {}
     for line in lines:
-        if '"ScenarioFinished"' not in line or '"failure"' not in line:
+        if '"ScenarioFinished"' not in line:
             continue
         recorder = json.loads(line)["ScenarioFinished"].get("recorder") or {}
-        for case_id, checks in (recorder.get("checks") or {}).items():
-            for check in checks:
-                if check.get("status") != "failure":
-                    continue
-                failure = ((check.get("failure_info") or {}).get("failure")) or {}
-                operation = failure.get("operation") or recorder.get("label", "?")
-                key = (operation, check.get("name", "?"))
-                if key not in first:
-                    request = ((recorder.get("interactions") or {}).get(case_id) or {}).get("request") or {}
-                    first[key] = _finding(operation, key[1], failure, request, spec)
-    return sorted(first.values(), key=lambda f: (-f.severity.rank, f.rule))
+        interactions = recorder.get("interactions") or {}
+        if '"failure"' in line:
+            _failures(recorder, interactions, spec, first)
+        _traces(recorder.get("label", "?"), interactions, spec, first)
+    return sorted(first.values(), key=lambda f: (-f.severity.rank, f.rule, f.location))
+
+
+def _failures(recorder: dict[str, Any], interactions: dict[str, Any], spec: Dast,
+              first: dict[tuple[str, str], Finding]) -> None:
+    for case_id, checks in (recorder.get("checks") or {}).items():
+        for check in checks:
+            if check.get("status") != "failure":
+                continue
+            failure = ((check.get("failure_info") or {}).get("failure")) or {}
+            operation = failure.get("operation") or recorder.get("label", "?")
+            key = (operation, check.get("name", "?"))
+            if key not in first:
+                request = (interactions.get(case_id) or {}).get("request") or {}
+                first[key] = _finding(operation, key[1], failure, request, spec)
+
+
+def _traces(operation: str, interactions: dict[str, Any], spec: Dast, first: dict[tuple[str, str], Finding]) -> None:
+    if (operation, TRACE_CHECK) in first:
+        return
+    for interaction in interactions.values():
+        response = interaction.get("response") or {}
+        marker = hygiene.trace_marker(_body(response.get("content")) or "")
+        if marker:
+            failure = {"title": f"HTTP {response.get('status_code')} answers with a stack trace or debug page",
+                       "message": repr(marker)}
+            first[(operation, TRACE_CHECK)] = _finding(operation, TRACE_CHECK, failure,
+                                                       interaction.get("request") or {}, spec)
+            return
 
 
 def _finding(operation: str, check: str, failure: dict[str, Any], request: dict[str, Any], spec: Dast) -> Finding:

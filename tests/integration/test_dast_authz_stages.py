@@ -274,3 +274,59 @@ def test_a_matrix_against_nothing_listening_is_an_error(tmp_path):
     result = run_stage(tmp_path, free_port(), "authz", spec)
 
     assert result.status is Status.error and "did not answer" in result.error
+
+
+def test_the_matrix_answers_are_checked_for_version_headers_and_missing_security_headers(flask_service, tmp_path):
+    _, port = flask_service
+    spec = {"callers": {"anonymous": {}}, "forbid_headers": ["Server"], "require_headers": ["X-Content-Type-Options"],
+            "endpoints": [{"method": "GET", "path": "/public", "expect": {"anonymous": "2xx"}}]}
+    result = run_stage(tmp_path, port, "authz", spec)
+
+    assert result.status is Status.failed
+    assert sorted(f.rule for f in result.findings) == ["missing-header:x-content-type-options", "version-header:server"]
+    assert all(f.kind == "hygiene" and f.severity.value == "high" for f in result.findings)
+
+
+def test_a_self_signed_certificate_is_a_transport_finding(tmp_path):
+    import datetime as dt
+    import socket
+    import ssl
+    import threading
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from releasegate.stages.hygiene import tls_problems
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                         serialization.PrivateFormat.PKCS8,
+                                                         serialization.NoEncryption()))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve_one():
+        conn, _ = listener.accept()
+        try:
+            context.wrap_socket(conn, server_side=True).close()
+        except (ssl.SSLError, OSError):
+            conn.close()  # the client refused the certificate: what this test expects
+
+    thread = threading.Thread(target=serve_one, daemon=True)
+    thread.start()
+    try:
+        problems = tls_problems(f"https://127.0.0.1:{port}", 5)
+    finally:
+        thread.join(timeout=5)
+        listener.close()
+    assert len(problems) == 1 and problems[0].startswith("certificate does not verify: self")
