@@ -31,6 +31,8 @@ def test_broken_release_is_no_go_for_four_distinct_reasons(broken):
     assert {"pytest[unit]", "locust", "pip-audit", "semgrep"} <= reason_stages(data)
     messages = " ".join(r["message"] for r in data["reasons"])
     assert "test_pricing.py" in messages and "p95" in messages and "PYSEC-2021-142" in messages
+    assert "migrations" in reason_stages(data)
+    assert "the downgrade (down) failed at revision 0002_restock_notifications: sqlite3.OperationalError" in messages
     assert all(r["fingerprint"] and r["severity"] for r in data["reasons"])
 
 

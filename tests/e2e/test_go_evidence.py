@@ -33,3 +33,6 @@ def test_a_go_runs_checklist_and_advisory_data(quick_policy):
     assert f"sha256 {used['sha256'][:12]}" in next(c["evidence"] for c in checklist
                                                     if c["item"] == "no blocking dependency advisory")
     assert "<exit code" not in json.dumps(document)
+    migrations = next(s for s in document["stages"] if s["stage"] == "migrations")
+    assert migrations["status"] == "passed", migrations["summary"]
+    assert "migrations: 0 findings; 3 tables after up; up " in migrations["summary"] and "up again" in migrations["summary"]

@@ -1,4 +1,5 @@
-"""Create the schema and seed the catalogue: `DATABASE_URL=sqlite:///inventory.db python -m inventory.migrate`."""
+"""Migrate the schema to the newest revision and seed the catalogue:
+`DATABASE_URL=sqlite:///inventory.db python -m inventory.migrate` (the revisions: inventory/revisions.py)."""
 
 from __future__ import annotations
 
@@ -10,22 +11,9 @@ from pathlib import Path
 import yaml
 
 from inventory.db import path_from_url
+from inventory.revisions import HEAD, transaction, upgrade
 
-SCHEMA_VERSION = 1
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS items (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    sku TEXT NOT NULL UNIQUE,
-    name TEXT NOT NULL,
-    category TEXT NOT NULL,
-    price_cents INTEGER NOT NULL CHECK (price_cents >= 0),
-    discount_percent INTEGER NOT NULL DEFAULT 0 CHECK (discount_percent BETWEEN 0 AND 100),
-    quantity INTEGER NOT NULL CHECK (quantity >= 0),
-    created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP
-);
-CREATE INDEX IF NOT EXISTS items_name ON items (name);
-"""
+SCHEMA_VERSION = HEAD
 
 
 def seed_items() -> list[dict]:
@@ -48,15 +36,13 @@ def seed_items() -> list[dict]:
 
 
 def migrate(path: str) -> int:
-    conn = sqlite3.connect(path)
+    conn = sqlite3.connect(path, isolation_level=None)
     try:
-        with conn:
-            conn.executescript(SCHEMA)
+        upgrade(conn)
+        with transaction(conn):
             conn.executemany(
                 "INSERT OR IGNORE INTO items (sku, name, category, price_cents, discount_percent, quantity) "
                 "VALUES (:sku, :name, :category, :price_cents, :discount_percent, :quantity)", seed_items())
-            if conn.execute("SELECT COUNT(*) FROM schema_version WHERE version = ?", (SCHEMA_VERSION,)).fetchone()[0] == 0:
-                conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
         return conn.execute("SELECT COUNT(*) FROM items").fetchone()[0]
     finally:
         conn.close()
