@@ -23,6 +23,7 @@ from persistence.upsert import upsert
 
 _CHUNK = 500
 NO_CHANNEL = "(none)"   # the channel recorded when a policy names no Slack channel: nothing to deliver
+MESSAGE_FIELDS = ("message_ts", "channel_id", "shown_decision")   # the Slack message a notification became
 RUN_ALIASES = {"started": "started_at", "finished": "finished_at"}
 FINDING_FIELDS = ("kind", "rule", "severity", "title", "location", "evidence", "fingerprint", "blocking", "data")
 
@@ -205,9 +206,12 @@ class NotificationRepository:
         self.session = session
 
     def upsert(self, run_id: str, channel: str, payload: dict[str, Any], status: str, attempts: int,
-               response: dict[str, Any] | None = None) -> None:
+               response: dict[str, Any] | None = None, message: dict[str, str | None] | None = None) -> None:
+        """``message``: the Slack message the notification is (``message_ts``, ``channel_id``,
+        ``shown_decision``); None leaves what the row holds."""
         row = {"run_id": run_id, "channel": channel, "payload": payload, "status": _plain(status),
-               "attempts": attempts, "response": response, "updated_at": utcnow()}
+               "attempts": attempts, "response": response, "updated_at": utcnow(),
+               **{k: v for k, v in (message or {}).items() if k in MESSAGE_FIELDS}}
         upsert(self.session, NotificationRow.__table__, row, ["run_id", "channel"])
 
     def get(self, run_id: str, channel: str) -> dict[str, Any] | None:
@@ -251,7 +255,8 @@ class NotificationRepository:
         return _rowcount(result) == 1
 
     def settle(self, notification_id: int, status: str, attempts: int, response: dict[str, Any] | None,
-               at: datetime) -> None:
-        """Record a retry's outcome and end its lease."""
+               at: datetime, message: dict[str, str | None] | None = None) -> None:
+        """Record a retry's outcome (and the Slack message it made, when ``message``) and end its lease."""
+        fields = {k: v for k, v in (message or {}).items() if k in MESSAGE_FIELDS}
         self.session.execute(update(NotificationRow).where(NotificationRow.id == notification_id).values(
-            status=_plain(status), attempts=attempts, response=response, updated_at=at))
+            status=_plain(status), attempts=attempts, response=response, updated_at=at, **fields))

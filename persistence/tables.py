@@ -208,6 +208,10 @@ class NotificationRow(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     response: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # the Slack message the notification became: re-runs update it in place (chat.update) or post nothing
+    message_ts: Mapped[str | None] = mapped_column(String(32))
+    channel_id: Mapped[str | None] = mapped_column(String(32))
+    shown_decision: Mapped[str | None] = mapped_column(String(16))   # the decision that message shows
 
 
 class WaiverRow(Base):

@@ -28,7 +28,7 @@ def test_upgrade_downgrade_upgrade_from_any_directory(db_url, tmp_path, monkeypa
     assert after_first_upgrade == (GATE_TABLES | {"alembic_version"}, head())
     assert after_downgrade == (set(), None)
     assert table_names(db_url) == GATE_TABLES | {"alembic_version"}
-    assert current(db_url) == head() == "0002"
+    assert current(db_url) == head() == "0003"
 
 
 def test_models_match_migrations(db_url):
@@ -61,3 +61,44 @@ def test_env_without_a_url_says_what_to_set(monkeypatch):
 
     with pytest.raises(RuntimeError, match="RELEASEGATE_DB_URL"):
         command.upgrade(config, "head")
+
+
+def test_0003_adds_the_slack_message_columns_and_keeps_the_outbox_rows(db_url):
+    from sqlalchemy import inspect, text
+
+    from persistence import engine_from_url
+
+    def columns() -> set[str]:
+        engine = engine_from_url(db_url)
+        try:
+            return {c["name"] for c in inspect(engine).get_columns("notifications")}
+        finally:
+            engine.dispose()
+
+    def rows() -> list[tuple]:
+        engine = engine_from_url(db_url)
+        try:
+            with engine.begin() as connection:
+                return [tuple(r) for r in connection.execute(text("SELECT run_id, channel, status FROM notifications"))]
+        finally:
+            engine.dispose()
+
+    upgrade(db_url, "0002")
+    engine = engine_from_url(db_url)
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO runs (run_id, service, version, policy_path, policy_digest, "
+                                "evidence_dir, started_at, status) VALUES ('rg-1', 'shop', '1.0', 'g.yaml', '', "
+                                "'/e', '2026-12-01 10:00:00+00:00', 'finished')"))
+        connection.execute(text("INSERT INTO notifications (run_id, channel, payload, status, attempts, updated_at) "
+                                "VALUES ('rg-1', '#r', '{}', 'sent', 1, '2026-12-01 10:00:00+00:00')"))
+    engine.dispose()
+    before = columns()
+    upgrade(db_url, "0003")
+    added = columns() - before
+    downgrade(db_url, "0002")
+    after_down = columns()
+    upgrade(db_url)
+
+    assert added == {"message_ts", "channel_id", "shown_decision"}
+    assert after_down == before
+    assert rows() == [("rg-1", "#r", "sent")]
