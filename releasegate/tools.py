@@ -12,11 +12,11 @@ from releasegate.domain.errors import StageError
 from releasegate.stages.base import find_tool, run_tool
 
 _VERSION_ARGS = {"semgrep": ["--version"], "pip-audit": ["--version"], "locust": ["--version"],
-                 "promtool": ["--version"], "amtool": ["--version"]}
+                 "promtool": ["--version"], "amtool": ["--version"], "schemathesis": ["--version"]}
 
 
 VERSION_TIMEOUT_S = 60
-_PYTHON_TOOLS = {"semgrep": "semgrep", "pip-audit": "pip-audit", "locust": "locust"}
+_PYTHON_TOOLS = {"semgrep": "semgrep", "pip-audit": "pip-audit", "locust": "locust", "schemathesis": "schemathesis"}
 
 
 def tool_versions() -> dict[str, str]:

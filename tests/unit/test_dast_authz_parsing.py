@@ -157,3 +157,15 @@ def test_dast_refuses_unknown_checks_and_an_auth_caller_it_does_not_define():
         Dast(openapi="x", checks=["no_such_check"])
     with pytest.raises(ValidationError, match="caller 'admin' is not defined"):
         Dast(openapi="x", auth="admin")
+
+
+def test_the_documented_check_severities_are_the_gates():
+    from releasegate.policy.security import DAST_CHECK_SEVERITY, DAST_UNKNOWN_SEVERITY
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "policy.md").read_text()
+    table = text.split("| Schemathesis check | default severity |", 1)[1].split("\n\n", 1)[0]
+    rows = [[c.strip(" `") for c in line.strip("|").split("|")] for line in table.strip().splitlines()[1:]]
+    documented = {check: severity for check, severity in rows}
+    assert documented.pop("anything else") == DAST_UNKNOWN_SEVERITY.value
+    assert documented.pop("trace_in_error_body` (the gate's)") == "high"
+    assert documented == {check: severity.value for check, severity in DAST_CHECK_SEVERITY.items()}
