@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from itertools import chain, islice
+from json.encoder import c_make_encoder, encode_basestring, encode_basestring_ascii  # type: ignore[attr-defined]
 from operator import call
 from typing import Any, TypeVar
 
@@ -52,13 +53,12 @@ def flat_json(value: dict[str, Any], sort_keys: bool = False, ensure_ascii: bool
     """``json.dumps(value, separators=(",", ":"), default=str, ...)``, answered from a small cache for the flat dicts
     of plain values that recur by the thousand (an audit payload such as ``{"from": "new", "to": "fixed"}``); any
     other dict goes straight to a reused encoder."""
-    encoder = _ENCODERS[sort_keys, ensure_ascii]
     if not all(v is None or v.__class__ in _CACHEABLE for v in value.values()):
-        return encoder.encode(value)
+        return compact_json(value, sort_keys, ensure_ascii)
     key = (sort_keys, ensure_ascii, *((k, v.__class__, v) for k, v in value.items()))  # True is not 1 here
     text = _FLAT_JSON.get(key)
     if text is None:
-        text = encoder.encode(value)
+        text = compact_json(value, sort_keys, ensure_ascii)
         if len(_FLAT_JSON) >= _FLAT_JSON_ENTRIES:
             _FLAT_JSON.clear()
         _FLAT_JSON[key] = text
@@ -66,8 +66,26 @@ def flat_json(value: dict[str, Any], sort_keys: bool = False, ensure_ascii: bool
 
 
 _CACHEABLE = (str, int, bool)
-_ENCODERS = {(sort_keys, ascii_only): json.JSONEncoder(sort_keys=sort_keys, ensure_ascii=ascii_only, separators=(",", ":"),
-                                                       default=str)
+
+
+def compact_json(value: Any, sort_keys: bool = False, ensure_ascii: bool = False) -> str:
+    """``json.dumps(value, separators=(",", ":"), default=str, ...)`` through an encoder built once: json.dumps builds
+    its C encoder anew on every call, which costs more than encoding a small value."""
+    return "".join(_ENCODERS[sort_keys, ensure_ascii](value, 0))
+
+
+def _encoder(sort_keys: bool, ensure_ascii: bool) -> Callable[[Any, int], Any]:
+    """What ``JSONEncoder.iterencode`` builds per call, built once (the pure-Python one where C's is missing).
+    Without a circular-reference check: the values written here are the gate's own, never cyclic (a cycle would
+    end in RecursionError rather than loop)."""
+    quote = encode_basestring_ascii if ensure_ascii else encode_basestring
+    if c_make_encoder is None:  # pragma: no cover - CPython always has the C encoder
+        plain = json.JSONEncoder(sort_keys=sort_keys, ensure_ascii=ensure_ascii, separators=(",", ":"), default=str)
+        return lambda value, _level: plain.iterencode(value)
+    return c_make_encoder(None, str, quote, None, ":", ",", sort_keys, False, True)  # type: ignore[no-any-return]
+
+
+_ENCODERS = {(sort_keys, ascii_only): _encoder(sort_keys, ascii_only)
              for sort_keys in (False, True) for ascii_only in (False, True)}
 
 
@@ -185,7 +203,8 @@ def _bind_processor(table: Table, column: str, dialect: Any) -> Callable[[Any], 
     if process is None or not _is_json(table, column):
         return process
     encode = process
-    return lambda value: value if value.__class__ is JsonText else encode(value)
+    return lambda value: (value if value.__class__ is JsonText else compact_json(value)
+                          if value.__class__ in (dict, list) else encode(value))
 
 
 def _processed(row: Sequence[Any], pairs: list[tuple[int, Any]]) -> list[Any]:
@@ -225,7 +244,7 @@ def _copy_value(value: Any, as_json: bool) -> str:
     if as_json:
         if value.__class__ is JsonText:
             return copy_text(value)
-        return copy_text(_ENCODERS[False, False].encode(value))  # mostly distinct values: no cache
+        return copy_text(compact_json(value))  # mostly distinct values: no cache
     if isinstance(value, bool):
         return "t" if value else "f"
     if isinstance(value, datetime):
