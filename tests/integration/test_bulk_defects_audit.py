@@ -10,7 +10,15 @@ from sqlalchemy import select, text
 
 from persistence import UnitOfWork
 from persistence.audit import _HASHED, _hashed_body, canonical_json, canonical_payload
-from persistence.bulk import JsonText, _converter, _copy_lines, _copy_value, flat_json, insert_rows
+from persistence.bulk import (
+    JsonText,
+    _converter,
+    _copy_lines,
+    _copy_value,
+    compact_json,
+    flat_json,
+    insert_rows,
+)
 from persistence.tables import AuditEventRow, DefectRow
 from releasegate.records.audit import record_many, transition_events
 from releasegate.redact import forget, redact_data, remember
@@ -136,6 +144,18 @@ def test_flat_json_tells_true_from_one_and_matches_json_dumps():
                                       default=str)
                 assert flat_json(value, sort_keys, ensure_ascii) == expected
                 assert flat_json(value, sort_keys, ensure_ascii) == expected  # and again, from the cache
+
+
+def test_compact_json_is_json_dumps_with_compact_separators():
+    import json
+
+    values = [{"a": 1, "b": [1, 2.5, None, True, -0.0, 1e300]}, {"é": "☃\u2028", "x": {"y": "\x01\"\\"}},
+              [1, "a", {}], {"b": 2, "a": 1}, {"t": T0, "d": date(2026, 1, 2)}, "text", 7, None, {"n": float("nan")}]
+    for value in values:
+        for sort_keys in (False, True):
+            for ensure_ascii in (False, True):
+                assert compact_json(value, sort_keys, ensure_ascii) == json.dumps(
+                    value, sort_keys=sort_keys, ensure_ascii=ensure_ascii, separators=(",", ":"), default=str)
 
 
 def test_copy_lines_are_the_generic_conversion_also_for_a_value_reused_or_changed_in_place():
