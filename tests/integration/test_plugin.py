@@ -29,10 +29,14 @@ def load_plugin():
     return module
 
 
-def record_run(run_id: str = "rg-1", service: str = "inventory", decision: str = "NO_GO") -> None:
+AIRFLOW_RUN = "manual__2026-11-24T09:00:00+00:00"
+
+
+def record_run(run_id: str = "rg-1", service: str = "inventory", decision: str = "NO_GO",
+               evidence_dir: str = "/tmp/e") -> None:
     with store.unit_of_work() as uow:
         uow.runs.upsert({"run_id": run_id, "service": service, "version": "1.1.0<script>", "policy_path": "gate.yaml",
-                         "policy_digest": "sha256:x", "evidence_dir": "/tmp/e", "started_at": STARTED,
+                         "policy_digest": "sha256:x", "evidence_dir": evidence_dir, "started_at": STARTED,
                          "status": "running"})
         uow.runs.finish(run_id, "finished", decision, STARTED)
         uow.commit()
@@ -51,12 +55,43 @@ def test_history_page_and_listing_read_the_gate_database():
     assert module.ReleaseGatePlugin.fastapi_apps[0]["url_prefix"] == "/releasegate"
 
 
+def evidence_folder(root: Path) -> Path:
+    """A gate run's evidence folder behind the Airflow run AIRFLOW_RUN, and a file beside it that must stay out."""
+    folder = root / "evidence" / "run-1"
+    (folder / "stages").mkdir(parents=True)
+    (folder / "report.html").write_text("<!doctype html><h1>inventory 1.1.0: NO_GO</h1>", encoding="utf-8")
+    (folder / "results.md").write_text("# Results\n", encoding="utf-8")
+    (folder / "stages" / "semgrep.json").write_text("{}", encoding="utf-8")
+    (root / "evidence" / "private.txt").write_text("not evidence", encoding="utf-8")
+    (folder / "escape.txt").symlink_to(root / "evidence" / "private.txt")
+    record_run(f"release_gate__{AIRFLOW_RUN}", evidence_dir=str(folder))
+    return folder
+
+
+def test_the_run_page_view_reads_only_files_inside_that_runs_evidence_folder(tmp_path):
+    folder = evidence_folder(tmp_path)
+    module = load_plugin()
+
+    assert module.evidence_file(AIRFLOW_RUN, "report.html") == (folder / "report.html").resolve()
+    assert module.evidence_file(AIRFLOW_RUN, "stages/semgrep.json") == (folder / "stages" / "semgrep.json").resolve()
+    assert module.evidence_file(AIRFLOW_RUN, "../private.txt") is None        # out of the folder
+    assert module.evidence_file(AIRFLOW_RUN, "escape.txt") is None            # a link out of the folder
+    assert module.evidence_file(AIRFLOW_RUN, "stages") is None                # a folder is not a file
+    assert module.evidence_file("scheduled__other", "report.html") is None    # no gate run behind that run
+    views = {v["url_route"]: v for v in module.ReleaseGatePlugin.external_views}
+    assert views["releasegate-report"] == {"name": "Release report", "destination": "dag_run",
+                                           "href": "/releasegate/runs/{RUN_ID}/evidence/report.html",
+                                           "url_route": "releasegate-report"}
+
+
 def test_every_route_refuses_a_request_without_credentials():
     from fastapi.testclient import TestClient
 
     client = TestClient(load_plugin().create_app())
 
     assert [client.get(path).status_code for path in ("/", "/verdicts", "/verdicts?service=x")] == [401, 401, 401]
+    assert client.get("/runs/x/report", follow_redirects=False).status_code == 401
+    assert client.get("/runs/x/evidence/report.html").status_code == 401
     assert client.get("/docs").status_code == 404 and client.get("/openapi.json").status_code == 404
 
 
@@ -79,9 +114,27 @@ for path in ("/releasegate/", "/releasegate/verdicts?service=inventory", "/relea
         "no_role": client.get(path, headers=bearer(no_role)).status_code,
         "viewer": client.get(path, headers=bearer(viewer)).status_code,
     }
+from urllib.parse import quote
+run = quote(sys.argv[1], safe="")
+report = f"/releasegate/runs/{run}/evidence/report.html"
+out["report"] = {
+    "anonymous": client.get(report).status_code,
+    "forged": client.get(report, headers=bearer(viewer[:-4] + "AAAA")).status_code,
+    "no_role": client.get(report, headers=bearer(no_role)).status_code,
+}
+page = client.get(report, headers=bearer(viewer))
+out["report_page"] = [page.status_code, page.text, page.headers.get("content-type"),
+                      page.headers.get("content-security-policy")]
+moved = client.get(f"/releasegate/runs/{run}/report", headers=bearer(viewer), follow_redirects=False)
+out["report_redirect"] = [moved.status_code, moved.headers.get("location")]
+out["results_md"] = client.get(f"/releasegate/runs/{run}/evidence/results.md", headers=bearer(viewer)).status_code
+out["outside"] = [client.get(f"/releasegate/runs/{run}/evidence/%2e%2e%2fprivate.txt", headers=bearer(viewer)).status_code,
+                  client.get(f"/releasegate/runs/{run}/evidence/escape.txt", headers=bearer(viewer)).status_code,
+                  client.get("/releasegate/runs/other/evidence/report.html", headers=bearer(viewer)).status_code]
 client.cookies.set("_token", viewer)
 out["cookie"] = client.get("/releasegate/verdicts?service=inventory").status_code
 out["body"] = client.get("/releasegate/verdicts?service=inventory").json()
+out["report_cookie"] = client.get(report).status_code
 print(json.dumps(out))
 """
 
@@ -100,13 +153,15 @@ def airflow_home(tmp_path_factory) -> dict[str, str]:
     return env
 
 
-def test_the_mounted_plugin_answers_only_airflow_users_who_may_read_the_gate_dag(airflow_home, releasegate_home):
+def test_the_mounted_plugin_answers_only_airflow_users_who_may_read_the_gate_dag(airflow_home, releasegate_home,
+                                                                              tmp_path):
     record_run()
+    evidence_folder(tmp_path)
     env = {**airflow_home, "RELEASEGATE_HOME": str(releasegate_home)}
     env.pop("RELEASEGATE_DB_URL", None)
 
-    proc = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=300,
-                          check=False)
+    proc = subprocess.run([sys.executable, "-c", PROBE, AIRFLOW_RUN], env=env, capture_output=True, text=True,
+                          timeout=300, check=False)
 
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -114,4 +169,13 @@ def test_the_mounted_plugin_answers_only_airflow_users_who_may_read_the_gate_dag
         assert out[path] == {"anonymous": 401, "forged": 403, "no_role": 403, "viewer": 200}, path
     assert out["/releasegate/docs"]["viewer"] == 404
     assert out["cookie"] == 200
-    assert [(r["run_id"], r["decision"]) for r in out["body"]] == [("rg-1", "NO_GO")]
+    assert sorted((r["run_id"], r["decision"]) for r in out["body"]) == [
+        ("release_gate__" + AIRFLOW_RUN, "NO_GO"), ("rg-1", "NO_GO")]
+    # the run page's "Release report" tab: that run's report, to the same users only, nothing outside its folder
+    assert out["report"] == {"anonymous": 401, "forged": 403, "no_role": 403}
+    status, body, content_type, policy = out["report_page"]
+    assert (status, body) == (200, "<!doctype html><h1>inventory 1.1.0: NO_GO</h1>")
+    assert content_type.startswith("text/html") and "script-src" not in policy and "default-src 'none'" in policy
+    assert out["report_redirect"] == [307, "evidence/report.html"]
+    assert out["results_md"] == 200 and out["report_cookie"] == 200
+    assert out["outside"] == [404, 404, 404]
