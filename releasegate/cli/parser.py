@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from releasegate.cli.attestation import add_attestation_commands
 from releasegate.cli.db import add_db_commands
 from releasegate.cli.defects import add_admin_commands
 from releasegate.cli.notify import add_notify_command
@@ -21,4 +22,5 @@ def build_parser() -> argparse.ArgumentParser:
     add_runs_command(sub)
     add_admin_commands(sub)
     add_notify_command(sub)
+    add_attestation_commands(sub)
     return parser

@@ -116,6 +116,8 @@ def _keep(c: _Conclusion) -> Outcome:
             recorded = _record_quietly(ctx, verdict, c.versions)
         with contextlib.suppress(Exception):
             write_atomic(ctx.evidence / "verdict.json", verdict_json(c.outcome(verdict)))
+    if (ctx.evidence / manifest_name()).exists():
+        attest_evidence(ctx, verdict.decision.value, c.digest, verdict.decided_at)
     outcome = c.outcome(verdict)
     outcome.recorded = recorded
     log.info("verdict %s for %s %s: %d reason(s); report: %s%s", verdict.decision.value, ctx.service, ctx.version,
@@ -127,6 +129,19 @@ def manifest_name() -> str:
     from releasegate.report import MANIFEST
 
     return MANIFEST
+
+
+def attest_evidence(ctx: RunContext, decision: str, policy_digest: str, decided_at: datetime) -> None:
+    """Sign the folder as its manifest now lists it (docs/decisions/0016); a key that is set but unusable is logged
+    as an error and leaves no attestation: the statement is an export, the verdict stands on its evidence."""
+    from releasegate.exports.attestation import ATTESTATION, Attested, attest
+
+    try:
+        attest(ctx.evidence, Attested(ctx.service, ctx.version, ctx.run_id, decision, policy_digest, decided_at))
+    except Exception as exc:  # noqa: BLE001 - e.g. a missing key file: said, and no stale statement is left
+        with contextlib.suppress(OSError):
+            (ctx.evidence / ATTESTATION).unlink(missing_ok=True)
+        log.error("attestation: not written: %s", cause(exc))
 
 
 def _stage_evidence(c: _Conclusion, verdict: Verdict) -> tuple[Staged, str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from releasegate.context import RunContext, safe_name
-from releasegate.pipeline.conclusion import manifest_name
+from releasegate.pipeline.conclusion import attest_evidence, manifest_name
 from releasegate.pipeline.outcome import Outcome
 from releasegate.pipeline.results import policy_of
 from releasegate.policy import Policy
@@ -20,6 +20,8 @@ def notify(ctx: RunContext, outcome: Outcome) -> str:
     result = slack_notify(ctx, outcome.verdict, policy.notify.slack, _report_link(policy, ctx, outcome))
     # the payload and the answer are evidence too; a folder without a manifest (torn) stays without one
     manifest_sha256 = write_manifest(ctx.evidence) if (ctx.evidence / manifest_name()).exists() else ""
+    if manifest_sha256:  # the manifest changed: the statement signs it again
+        attest_evidence(ctx, outcome.verdict.decision.value, policy.digest, outcome.verdict.decided_at)
     channel = policy.notify.slack.channel if policy.notify.slack else "(none)"
 
     def work(uow) -> None:

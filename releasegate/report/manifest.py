@@ -10,6 +10,8 @@ from releasegate.atomic import is_temporary, write_atomic
 from releasegate.domain.models import sha256_file
 
 MANIFEST = "MANIFEST.sha256"
+ATTESTATION = "attestation.intoto.json"  # signs the manifest, so it is written after it and never listed in it
+UNLISTED = frozenset({MANIFEST, ATTESTATION})
 
 
 def write_manifest(folder: Path) -> str:
@@ -26,11 +28,11 @@ def manifest_text(folder: Path, pending: dict[str, bytes] | None = None) -> str:
     """The manifest of `folder` as it will be once `pending` (contents by relative path) is written too."""
     pending = pending or {}
     digests = {p.relative_to(folder).as_posix(): sha256_file(p) for p in _evidence_files(folder)}
-    digests.update({name: hashlib.sha256(data).hexdigest() for name, data in pending.items() if name != MANIFEST})
+    digests.update({name: hashlib.sha256(data).hexdigest() for name, data in pending.items() if name not in UNLISTED})
     return "".join(f"{digest}  {name}\n" for name, digest in sorted(digests.items()))
 
 
 def _evidence_files(folder: Path) -> list[Path]:
     files = [p for p in folder.rglob("*") if p.is_file() and not is_temporary(p)
-             and p.relative_to(folder).as_posix() != MANIFEST]
+             and p.relative_to(folder).as_posix() not in UNLISTED]
     return sorted(files, key=lambda p: p.relative_to(folder).as_posix())

@@ -14,6 +14,7 @@ from pathlib import Path
 from releasegate.atomic import write_atomic
 from releasegate.context import RunContext
 from releasegate.domain.models import Finding, StageResult, Verdict
+from releasegate.exports import JUNIT_REPORT, SARIF_REPORT, junit_report, sarif_text
 from releasegate.redact import redact
 from releasegate.report.checklist import CheckItem, readiness_checklist
 from releasegate.report.evidence import RISK_REGISTER, evidence_document, json_text, risk_register_rows
@@ -72,7 +73,9 @@ def render_report(ctx: RunContext, policy_digest: str, results: list[StageResult
     documents = {"report.html": env.get_template("report.html.j2").render(**model),
                  "results.md": env.get_template("results.md.j2").render(**model),
                  RISK_REGISTER: json_text(risk_register_rows(register)),
-                 "evidence.json": json_text(document)}
+                 "evidence.json": json_text(document),
+                 SARIF_REPORT: sarif_text(results, tool_versions),
+                 JUNIT_REPORT: junit_report(ctx.service, ctx.version, results, verdict)}
     log.info("report: %s %s@%s, %d stage(s), %d risk row(s), checklist %d/%d", verdict.decision.value, ctx.service,
              ctx.version, len(results), len(register), sum(c.checked for c in checklist), len(checklist))
     return Rendered(documents, register, checklist)

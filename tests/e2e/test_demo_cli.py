@@ -1,7 +1,10 @@
 """The gate on its demo service through the CLI contract: 1.0.0 is GO, 1.1.0 NO_GO for four real reasons."""
 
+import json
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from tests.support.demo import reason_stages
@@ -42,7 +45,22 @@ def test_report_and_manifest_cover_the_evidence(broken):
     html = Path(data["report"]).read_text()
     assert "NO_GO" in html or "NO-GO" in html
     listed = {line.split("  ", 1)[1] for line in (folder / "MANIFEST.sha256").read_text().splitlines()}
-    assert {"report.html", "results.md", "evidence.json", "verdict.json", "slack-payload.json"} <= listed
+    assert {"report.html", "results.md", "evidence.json", "verdict.json", "slack-payload.json", "findings.sarif",
+            "gate-checks.junit.xml"} <= listed
+    assert not (folder / "attestation.intoto.json").exists()  # no signing key in this run: nothing signed
+
+
+def test_the_scans_findings_are_sarif_and_the_checks_junit(broken):
+    _, data = broken
+    folder = Path(data["evidence_dir"])
+    schema = json.loads((Path(__file__).parents[1] / "fixtures" / "sarif" / "sarif-schema-2.1.0.json").read_text())
+    log = json.loads((folder / "findings.sarif").read_text())
+    jsonschema.Draft4Validator(schema, format_checker=jsonschema.FormatChecker()).validate(log)
+    semgrep = next(run for run in log["runs"] if run["tool"]["driver"]["name"] == "semgrep")
+    assert "sql-built-from-strings" in {r["ruleId"] for r in semgrep["results"]}
+    suite = ET.fromstring((folder / "gate-checks.junit.xml").read_text())
+    failed = {c.get("name") for c in suite.iter("testcase") if c.find("failure") is not None}
+    assert {"pytest[unit]", "semgrep", "pip-audit", "verdict"} <= failed
 
 
 def test_slack_payload_is_written_when_slack_is_not_configured(broken):

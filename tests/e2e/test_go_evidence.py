@@ -1,19 +1,39 @@
-"""A GO run of the demo through the CLI: its readiness checklist ticks every item with the evidence behind it, and
-its verdict names the advisory data the dependency audit used."""
+"""A GO run of the demo through the CLI: its readiness checklist ticks every item with the evidence behind it, its
+verdict names the advisory data the dependency audit used, and with a signing key its evidence folder carries a
+statement `releasegate attestation verify` accepts until one byte of evidence changes."""
 
 import hashlib
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from tests.support.demo import DEMO_POLICY, run_cli
+from tests.support.demo import BIN, DEMO_POLICY, run_cli
 
 pytestmark = pytest.mark.slow
 
 
-def test_a_go_runs_checklist_and_advisory_data(quick_policy):
-    code, data = run_cli(quick_policy, "1.0.0")
+def signing_keys(folder: Path) -> tuple[Path, Path]:
+    key = ed25519.Ed25519PrivateKey.generate()
+    private, public = folder / "gate-signing.pem", folder / "gate-signing.pub.pem"
+    private.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                     serialization.PublicFormat.SubjectPublicKeyInfo))
+    return private, public
+
+
+def verify_attestation(attestation: Path, public: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "releasegate"), "attestation", "verify", str(attestation), "--key", str(public)],
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_a_go_runs_checklist_and_advisory_data(quick_policy, tmp_path):
+    private, public = signing_keys(tmp_path)
+    code, data = run_cli(quick_policy, "1.0.0", {"RELEASEGATE_SIGNING_KEY": str(private)})
 
     assert (code, data["decision"]) == (0, "GO"), data["reasons"]
     demo_data = DEMO_POLICY.parent / "advisories.osv.jsonl"
@@ -36,3 +56,20 @@ def test_a_go_runs_checklist_and_advisory_data(quick_policy):
     migrations = next(s for s in document["stages"] if s["stage"] == "migrations")
     assert migrations["status"] == "passed", migrations["summary"]
     assert "migrations: 0 findings; 3 tables after up; up " in migrations["summary"] and "up again" in migrations["summary"]
+    folder = Path(data["evidence_dir"])
+    assert {(folder / "dast" / "report.json").is_file(), (folder / "authz" / "matrix.json").is_file()} == {True}
+    stages = {s["stage"]: s for s in document["stages"]}
+    assert (stages["dast"]["status"], stages["authz"]["status"]) == ("passed", "passed")
+
+    folder = Path(data["evidence_dir"])
+    attestation = folder / "attestation.intoto.json"
+    verified = verify_attestation(attestation, public)
+    assert verified.returncode == 0, verified.stderr
+    assert "verified: GO for inventory 1.0.0" in verified.stdout
+    junit = (folder / "gate-checks.junit.xml").read_text()
+    assert 'failures="0" errors="0"' in junit
+    evidence = bytearray((folder / "evidence.json").read_bytes())
+    evidence[-2] ^= 0x20
+    (folder / "evidence.json").write_bytes(bytes(evidence))
+    tampered = verify_attestation(attestation, public)
+    assert tampered.returncode == 1 and "evidence.json: changed" in tampered.stderr

@@ -39,7 +39,7 @@ def test_readme_names_the_two_setup_commands_and_ci_calls_the_test_one():
 def documented_commands() -> list[str]:
     text = README.read_text() + POLICY_DOC.read_text()
     text = text.replace("\\\n", " ")
-    found = re.findall(r"releasegate ((?:run|trigger|policy|db|runs|waive|waivers|audit|defects|notify)\b[^`\n;#]*)", text)
+    found = re.findall(r"releasegate ((?:run|trigger|policy|db|runs|waive|waivers|audit|defects|notify|attestation)\b[^`\n;#]*)", text)
     return sorted({c.strip() for c in found})
 
 
