@@ -131,6 +131,8 @@ out["results_md"] = client.get(f"/releasegate/runs/{run}/evidence/results.md", h
 out["outside"] = [client.get(f"/releasegate/runs/{run}/evidence/%2e%2e%2fprivate.txt", headers=bearer(viewer)).status_code,
                   client.get(f"/releasegate/runs/{run}/evidence/escape.txt", headers=bearer(viewer)).status_code,
                   client.get("/releasegate/runs/other/evidence/report.html", headers=bearer(viewer)).status_code]
+plugins = client.get("/api/v2/plugins", headers=bearer(viewer)).json()["plugins"]
+out["views"] = [v for p in plugins if p["name"] == "releasegate" for v in p["external_views"]]
 client.cookies.set("_token", viewer)
 out["cookie"] = client.get("/releasegate/verdicts?service=inventory").status_code
 out["body"] = client.get("/releasegate/verdicts?service=inventory").json()
@@ -179,3 +181,6 @@ def test_the_mounted_plugin_answers_only_airflow_users_who_may_read_the_gate_dag
     assert out["report_redirect"] == [307, "evidence/report.html"]
     assert out["results_md"] == 200 and out["report_cookie"] == 200
     assert out["outside"] == [404, 404, 404]
+    assert {(v["name"], v["destination"], v["href"]) for v in out["views"]} == {
+        ("Release verdicts", "nav", "/releasegate/"),
+        ("Release report", "dag_run", "/releasegate/runs/{RUN_ID}/evidence/report.html")}  # as Airflow lists them
