@@ -80,3 +80,25 @@ def test_a_bad_policy_cannot_start(tmp_path):
                            "--version", "1.0.0", "--json"], capture_output=True, text=True, check=False)
     assert proc.returncode == 2
     assert "suites[0].retires: unknown key" in proc.stderr and "did you mean 'retries'?" in proc.stderr
+
+
+def test_the_attacks_on_the_running_service_are_reasons_and_keep_no_secret(broken):
+    """1.1.0's stock write ignores the token and answers a bad body with a traceback: Schemathesis names the
+    operation and the check, the authorization matrix the endpoint, the caller and the status."""
+    _, data = broken
+    by_stage = {}
+    for reason in data["reasons"]:
+        by_stage.setdefault(reason["stage"], []).append(reason["message"])
+    dast, authz = " ".join(by_stage.get("dast", [])), by_stage.get("authz", [])
+    assert "PUT /items/{item_id}/stock: ignored_auth" in dast
+    assert "PUT /items/{item_id}/stock: not_a_server_error" in dast
+    assert "PUT /items/{item_id}/stock: trace_in_error_body" in dast
+    assert "PUT /items/1/stock as anonymous: HTTP 200 where 401|403 is required" in authz
+    assert {"PUT /items/1/stock as expired: HTTP 200 where 401|403 is required",
+            "PUT /items/1/stock as forged: HTTP 200 where 401|403 is required"} <= set(authz)
+    assert not any("DELETE" in message for message in authz)  # the delete still checks the token
+    folder = Path(data["evidence_dir"])
+    for path in [*(folder / "dast").rglob("*"), *(folder / "authz").rglob("*"), folder / "evidence.json"]:
+        if path.is_file():
+            text = path.read_text(errors="replace")
+            assert "clerk-pass-4411" not in text and "demo-signing-key-7Qm2" not in text, path
