@@ -12,11 +12,13 @@ from releasegate.domain.errors import StageError
 from releasegate.stages.base import find_tool, run_tool
 
 _VERSION_ARGS = {"semgrep": ["--version"], "pip-audit": ["--version"], "locust": ["--version"],
-                 "promtool": ["--version"], "amtool": ["--version"], "schemathesis": ["--version"]}
+                 "promtool": ["--version"], "amtool": ["--version"], "schemathesis": ["--version"],
+                 "detect-secrets": ["--version"]}
 
 
 VERSION_TIMEOUT_S = 60
-_PYTHON_TOOLS = {"semgrep": "semgrep", "pip-audit": "pip-audit", "locust": "locust", "schemathesis": "schemathesis"}
+_PYTHON_TOOLS = {"semgrep": "semgrep", "pip-audit": "pip-audit", "locust": "locust", "schemathesis": "schemathesis",
+                 "detect-secrets": "detect-secrets"}
 
 
 def tool_versions() -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""The `scans` section: Semgrep and pip-audit."""
+"""The `scans` section: Semgrep, pip-audit and secrets in the source (detect-secrets)."""
 
 from __future__ import annotations
 
@@ -52,6 +52,19 @@ class PipAudit(_Spec):
         return self
 
 
+class Secrets(_Spec):
+    paths: list[str] = Field(default_factory=lambda: ["."], description="What to scan, relative to the source.")
+    exclude_files: list[str] = Field(default_factory=list, description="Regular expressions of file paths not to "
+                                     "scan (detect-secrets --exclude-files).")
+    allowlist: str | None = Field(None, description="A YAML list of known test fixtures, relative to the source: "
+                                  "entries with `path` (a glob), `type`, `hashed_secret` and a `reason`.")
+    severity: Severity = Field(Severity.high, description="Severity of a secret found.")
+    blocking_severity: Severity = Severity.high
+    required: bool = True
+    timeout_s: float = Field(300, gt=0, le=MAX_TIMEOUT_S)
+
+
 class Scans(_Spec):
     semgrep: Semgrep | None = None
     pip_audit: PipAudit | None = None
+    secrets: Secrets | None = None

@@ -32,6 +32,7 @@ log = logging.getLogger("releasegate")
 INSTALL_HINTS = {
     "semgrep": "pip install semgrep (it is in the gate's own dependencies: run `make install`)",
     "pip-audit": "pip install pip-audit (it is in the gate's own dependencies: run `make install`)",
+    "detect-secrets": "pip install detect-secrets (it is in the gate's own dependencies: run `make install`)",
     "schemathesis": "pip install schemathesis (it is in the gate's own dependencies: run `make install`)",
     "locust": "pip install locust (it is in the gate's own dependencies: run `make install`)",
     "chaos": "pip install chaostoolkit (it is in the gate's own dependencies: run `make install`)",
