@@ -1,5 +1,6 @@
 """Slack's Web API: where the token comes from ($RELEASEGATE_SLACK_TOKEN, else the Airflow connection inside a
-task) and a chat.postMessage with retries on 429 and 5xx that never raises: a failure is an outcome."""
+task), and delivering a verdict: chat.postMessage, or chat.update of the message the same run posted before, then
+the details in its thread; retries on 429 and 5xx, never raises: a failure is an outcome."""
 
 from __future__ import annotations
 
@@ -31,6 +32,9 @@ class NotifyOutcome:
     path: Path | None = None         # the payload file in the evidence folder
     error: str | None = None
     retried: list[dict[str, Any]] = field(default_factory=list)  # earlier notifications sent again
+    action: str = ""                 # "posted" | "updated" (in place) | "unchanged" (nothing new) when delivered
+    message: dict[str, str | None] | None = None   # message_ts, channel_id, shown_decision once Slack has it
+    thread: list[dict[str, Any]] = field(default_factory=list)   # each reply in the thread: status, ts, error
 
 
 @dataclass(frozen=True)
@@ -48,25 +52,90 @@ def resolve_target(slack_cfg: Slack) -> SlackTarget | None:
     return _target_from_connection(slack_cfg.connection_id)
 
 
+# Keys of a stored payload that are the gate's, not Slack's: the reply in the thread, the decision it shows.
+THREAD_KEY = "thread"
+DECISION_KEY = "decision"
+NOTE_KEY = "note"         # the thread note of a re-run that changed the verdict
+
+
+def deliver(target: SlackTarget, payload: dict[str, Any], previous: dict[str, Any] | None = None) -> NotifyOutcome:
+    """Make Slack show ``payload`` (as `slack.notify` builds it), given the message this run already has there
+    (``previous``: a notifications row with ``message_ts``, ``channel_id``, ``shown_decision``, or None):
+
+    - none: chat.postMessage, then the details (``payload["thread"]``) in its thread;
+    - one showing the same decision: nothing is posted (a re-run that changed nothing stays quiet);
+    - one showing another decision: chat.update of that message in place, then a note of the change
+      (``note``) and the new details in its thread.
+
+    The outcome's status is the verdict message's; a reply that fails is logged and listed in ``thread``.
+    """
+    decision = payload.get(DECISION_KEY)
+    ts, channel_id = (previous or {}).get("message_ts"), (previous or {}).get("channel_id")
+    shown = (previous or {}).get("shown_decision")
+    if ts and channel_id and decision and shown == decision:
+        log.info("Slack: the message of this run (ts %s) already shows %s: nothing new posted", ts, decision)
+        return NotifyOutcome("sent", 0, payload, response=(previous or {}).get("response"), action="unchanged",
+                             message={"message_ts": ts, "channel_id": channel_id, "shown_decision": shown})
+    client, counter = _client(target)
+    message = {k: v for k, v in payload.items() if k not in (THREAD_KEY, DECISION_KEY, NOTE_KEY)}
+    if ts and channel_id:
+        outcome = _call(client, counter, "update", payload,
+                        lambda: client.chat_update(**{**message, "channel": channel_id, "ts": ts}))
+        outcome.action = "updated"
+    else:
+        outcome = _call(client, counter, "post", payload, lambda: client.chat_postMessage(**message))
+        outcome.action = "posted"
+    if outcome.status != "sent":
+        return outcome
+    body = outcome.response or {}
+    ts, channel_id = str(body.get("ts") or ts or ""), str(body.get("channel") or channel_id or "")
+    outcome.message = {"message_ts": ts, "channel_id": channel_id, "shown_decision": decision}
+    replies = [payload[NOTE_KEY]] if outcome.action == "updated" and payload.get(NOTE_KEY) else []
+    replies += [payload[THREAD_KEY]] if payload.get(THREAD_KEY) else []
+    outcome.thread = [_reply(target, channel_id, ts, reply) for reply in replies]
+    return outcome
+
+
 def post(target: SlackTarget, payload: dict[str, Any]) -> NotifyOutcome:
     """chat.postMessage with retries on 429 (Retry-After) and 5xx; failures become an outcome."""
+    client, counter = _client(target)
+    message = {k: v for k, v in payload.items() if k not in (THREAD_KEY, DECISION_KEY, NOTE_KEY)}
+    return _call(client, counter, "post", payload, lambda: client.chat_postMessage(**message))
+
+
+def _reply(target: SlackTarget, channel_id: str, ts: str, reply: dict[str, Any]) -> dict[str, Any]:
+    client, counter = _client(target)
+    outcome = _call(client, counter, "reply", reply,
+                    lambda: client.chat_postMessage(**{**reply, "channel": channel_id, "thread_ts": ts}))
+    return {"status": outcome.status, "attempts": outcome.attempts,
+            "ts": (outcome.response or {}).get("ts") if outcome.status == "sent" else None, "error": outcome.error}
+
+
+def _client(target: SlackTarget) -> tuple[Any, _AttemptCounter]:
     from slack_sdk import WebClient
-    from slack_sdk.errors import SlackApiError
 
     counter = _AttemptCounter()
-    client = WebClient(token=target.token, base_url=target.base_url or WebClient.BASE_URL, timeout=TIMEOUT_S,
-                       retry_handlers=counter.handlers())
+    return WebClient(token=target.token, base_url=target.base_url or WebClient.BASE_URL, timeout=TIMEOUT_S,
+                     retry_handlers=counter.handlers()), counter
+
+
+def _call(client: Any, counter: _AttemptCounter, what: str, payload: dict[str, Any], call: Any) -> NotifyOutcome:
+    from slack_sdk.errors import SlackApiError
+
     try:
-        response = client.chat_postMessage(**payload)
+        response = call()
     except SlackApiError as exc:
         data = exc.response.data if isinstance(exc.response.data, dict) else {"body": str(exc.response.data)}
-        return _failed(payload, counter.attempts, _api_error(exc), data)
+        return _failed(payload, counter.attempts, _api_error(exc), data, what)
     except Exception as exc:  # noqa: BLE001 (refused, timeout, unreadable body: a failed post never raises)
-        return _failed(payload, counter.attempts, f"{type(exc).__name__}: {exc}", None)
-    log.info("Slack: posted to %s in %d attempt(s) (ts %s; token from %s)",
-             payload.get("channel"), counter.attempts, response.get("ts"), target.source)
+        return _failed(payload, counter.attempts, f"{type(exc).__name__}: {exc}", None, what)
+    log.info("Slack: %s (%s) in %d attempt(s) (ts %s)", _VERB[what], payload.get("channel") or "thread",
+             counter.attempts, response.get("ts"))
     body = dict(response.data) if isinstance(response.data, dict) else {"body": str(response.data)}
     return NotifyOutcome("sent", counter.attempts, payload, response=body)
+
+
+_VERB = {"post": "posted the message", "update": "updated the message in place", "reply": "replied in the thread"}
 
 
 def _target_from_connection(conn_id: str) -> SlackTarget | None:
@@ -82,11 +151,12 @@ def _target_from_connection(conn_id: str) -> SlackTarget | None:
     return SlackTarget(conn.password, base_url, f"connection {conn_id!r}")
 
 
-def _failed(payload: dict, attempts: int, error: str, response: dict | None) -> NotifyOutcome:
+def _failed(payload: dict, attempts: int, error: str, response: dict | None, what: str = "post") -> NotifyOutcome:
     error = redact(error)
-    log.warning("Slack: could not post to %s after %d attempt(s): %s — the verdict stands; "
+    doing = {"update": "update the message in", "reply": "reply in the thread in"}.get(what, "post to")
+    log.warning("Slack: could not %s %s after %d attempt(s): %s — the verdict stands; "
                 "check the token, the channel and that the bot is invited",
-                payload.get("channel"), attempts, error)
+                doing, payload.get("channel"), attempts, error)
     return NotifyOutcome("failed", attempts, payload, response=response, error=error)
 
 

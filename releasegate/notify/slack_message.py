@@ -1,4 +1,6 @@
-"""The verdict as a Slack Block Kit message: header, summary, top reasons, defects, waivers, the report link.
+"""The verdict as Slack Block Kit messages: the verdict message (header, summary, links to the report and the
+Airflow run) and the reply in its thread (the reasons and the defect changes, each bounded: the first ones, then
+"and M more — see the report"); and the note a re-run that changed the verdict adds to the thread.
 
 Pure: every value escaped for Slack's mrkdwn (never a mention or a link of its own) and every string redacted.
 """
@@ -9,6 +11,7 @@ import re
 from typing import Any
 
 from releasegate.context import RunContext
+from releasegate.domain.defect_lifecycle import DefectState
 from releasegate.domain.models import Decision, Reason, Verdict
 from releasegate.redact import redact
 from releasegate.report import utc
@@ -24,20 +27,42 @@ ADVICE = {
 }
 
 
-def build_message(ctx: RunContext, verdict: Verdict, report_link: str, *,
-                  max_reasons: int = 5) -> dict[str, Any]:
-    """Block Kit message with a plain-text fallback; every string redacted."""
+MAX_REASONS = 10          # reasons in the thread; the rest: "and M more — see the report"
+MAX_DEFECTS = 5           # defects of each kind (new, reopened, fixed, waived) in the thread
+SECTION_LIMIT = 3000      # Slack's limit on a section's text
+
+
+def build_message(ctx: RunContext, verdict: Verdict, report_link: str, *, run_link: str | None = None) -> dict[str, Any]:
+    """The verdict message, a Block Kit message with a plain-text fallback; every string redacted."""
     decision = verdict.decision
     reasons = sorted(verdict.reasons, key=lambda r: -r.severity.rank)
-    blocks = [_header(ctx, decision, len(verdict.waivers)), _summary(ctx, decision, len(reasons))]
-    if reasons:
-        blocks.append(_reasons_block(reasons, max_reasons))
-    if verdict.defects:
-        blocks.append(_defects_block(verdict))
-    if verdict.waivers:
-        blocks.append(_waivers_block(verdict))
-    blocks += [_link_block(report_link), _context(ctx, verdict)]
+    blocks = [_header(ctx, decision, len(verdict.waivers)), _summary(ctx, verdict, reasons),
+              _link_block(report_link, run_link), _context(ctx, verdict)]
     return redact_payload({"text": fallback_text(ctx, verdict, report_link), "blocks": blocks})
+
+
+def build_thread(ctx: RunContext, verdict: Verdict, report_link: str, *, max_reasons: int = MAX_REASONS,
+                 max_defects: int = MAX_DEFECTS) -> dict[str, Any]:
+    """The reply in the verdict message's thread: every reason and defect change, bounded; strings redacted."""
+    reasons = sorted(verdict.reasons, key=lambda r: -r.severity.rank)
+    more = _see_report(report_link)
+    blocks = [_section(f"*Reasons* ({len(reasons)})", [f"• {format_reason(r)}" for r in reasons], max_reasons,
+                       "reason(s)", more) if reasons else _plain_section("*Reasons*: none.")]
+    blocks.append(_defects_block(verdict, max_defects, more))
+    if verdict.waivers:
+        blocks.append(_waivers_block(verdict, max_defects, more))
+    text = (f"{TITLE[verdict.decision]}: {_escape(ctx.service)}@{_escape(ctx.version)} — {len(reasons)} "
+            f"reason(s), {_defect_counts(verdict)}")
+    return redact_payload({"text": text, "blocks": blocks})
+
+
+def change_note(ctx: RunContext, shown: str, verdict: Verdict) -> dict[str, Any]:
+    """The thread note of a re-run whose verdict differs from the one the message showed."""
+    before = TITLE.get(Decision(shown), shown) if shown in Decision._value2member_map_ else _escape(shown)
+    text = (f":arrows_counterclockwise: Re-run of run `{_escape(ctx.run_id)}`: the verdict changed from "
+            f"*{before}* to *{TITLE[verdict.decision]}* (decided {utc(verdict.decided_at):%Y-%m-%d %H:%M UTC}); "
+            "the message above now shows the new verdict, its reasons follow.")
+    return redact_payload({"text": text, "blocks": [_plain_section(text)]})
 
 
 def fallback_text(ctx: RunContext, verdict: Verdict, report_link: str) -> str:
@@ -74,47 +99,84 @@ def _header(ctx: RunContext, decision: Decision, waivers: int = 0) -> dict:
     return {"type": "header", "text": {"type": "plain_text", "text": text, "emoji": True}}
 
 
-def _summary(ctx: RunContext, decision: Decision, count: int) -> dict:
+def _summary(ctx: RunContext, verdict: Verdict, reasons: list[Reason]) -> dict:
+    decision = verdict.decision
     text = (f"*{_escape(ctx.service)}@{_escape(ctx.version)}* — *{TITLE[decision]}*\n{ADVICE[decision]}"
-            f"\n{count} reason(s).")
+            f"\n{len(reasons)} reason(s); defects: {_defect_counts(verdict)}.")
+    if reasons:
+        text += f"\nFirst: {format_reason(reasons[0])}"
+    if reasons or verdict.defects or verdict.waivers:
+        text += "\nThe reasons and the defect changes are in the thread."
+    return _plain_section(_clip(text, SECTION_LIMIT))
+
+
+def _defect_counts(verdict: Verdict) -> str:
+    count = {state: sum(1 for d in verdict.defects if d.state == state) for state in DefectState}
+    return (f"{count[DefectState.new]} new, {count[DefectState.reopened]} reopened, {count[DefectState.fixed]} "
+            f"fixed, {count[DefectState.waived]} waived, {count[DefectState.recurring]} still open")
+
+
+def _defects_block(verdict: Verdict, shown: int, more: str) -> dict:
+    """The defect changes by kind: new, reopened, fixed, waived (each bounded); still-open ones counted."""
+    lines = [f"*Defect changes*: {_defect_counts(verdict)}"]
+    for state, label in ((DefectState.new, ":new: new"), (DefectState.reopened, ":repeat: reopened"),
+                         (DefectState.fixed, ":white_check_mark: fixed"), (DefectState.waived, ":zipper_mouth_face: waived")):
+        defects = [d for d in verdict.defects if d.state == state]
+        if not defects:
+            continue
+        items = [f"• {_escape(_clip(d.title, 200))}" + (f" ({_escape(d.stage)})" if d.stage else "")
+                 for d in defects]
+        lines.append(_bounded(f"_{label}_", items, shown, f"{state.value} defect(s)", more))
+    return _plain_section(_clip("\n".join(lines), SECTION_LIMIT))
+
+
+def _waivers_block(verdict: Verdict, shown: int, more: str) -> dict:
+    items = [f"• #{w.id} {_escape(_clip(w.title or w.fingerprint, 150))} — approved by {_escape(w.approver)}, "
+             f"expires {w.expires_on}: {_escape(_clip(w.reason, 200))}" for w in verdict.waivers]
+    return _section("*Waived* (documented exceptions)", items, shown, "waiver(s)", more)
+
+
+def _section(title: str, items: list[str], shown: int, what: str, more: str) -> dict:
+    return _plain_section(_bounded(title, items, shown, what, more))
+
+
+def _bounded(title: str, items: list[str], shown: int, what: str, more: str) -> str:
+    """The title and the first ``shown`` items that fit a section, then "…and M more <what> — see the report"."""
+    kept: list[str] = []
+    size = len(title) + 200  # room for the "and M more" line
+    for item in items[:shown]:
+        if size + len(item) + 1 > SECTION_LIMIT:
+            break
+        kept.append(item)
+        size += len(item) + 1
+    lines = [title, *kept]
+    if len(items) > len(kept):
+        lines.append(f"…and {len(items) - len(kept)} more {what} — {more}")
+    return _clip("\n".join(lines), SECTION_LIMIT)
+
+
+def _see_report(report_link: str) -> str:
+    return f"see <{_escape(report_link)}|the report>" if _linkable(report_link) else "see the report"
+
+
+def _plain_section(text: str) -> dict:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
 
 
-def _reasons_block(reasons: list[Reason], max_reasons: int) -> dict:
-    lines = [f"• {format_reason(r)}" for r in reasons[:max_reasons]]
-    hidden = len(reasons) - len(lines)
-    if hidden > 0:
-        lines.append(f"…and {hidden} more reason(s) in the report")
-    text = _clip("*Top reasons*\n" + "\n".join(lines), 3000)
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
-
-
-def _defects_block(verdict: Verdict, shown: int = 5) -> dict:
-    """New defects (new, reopened) apart from old ones (recurring, waived), as the release train asks."""
-    new, old = verdict.new_defects, verdict.old_defects
-    fixed = [d for d in verdict.defects if d.state == "fixed"]
-    lines = [f"*Defects*: {len(new)} new, {len(old)} still open, {len(fixed)} fixed"]
-    lines += [f"• :new: {_escape(_clip(d.title, 200))}" + (" _(reopened)_" if d.state == "reopened" else "")
-              for d in new[:shown]]
-    if len(new) > shown:
-        lines.append(f"…and {len(new) - shown} more new defect(s) in the report")
-    return {"type": "section", "text": {"type": "mrkdwn", "text": _clip("\n".join(lines), 3000)}}
-
-
-def _waivers_block(verdict: Verdict) -> dict:
-    lines = ["*Waived* (documented exceptions)"]
-    lines += [f"• #{w.id} {_escape(_clip(w.title or w.fingerprint, 150))} — approved by {_escape(w.approver)}, "
-              f"expires {w.expires_on}: {_escape(_clip(w.reason, 200))}" for w in verdict.waivers]
-    return {"type": "section", "text": {"type": "mrkdwn", "text": _clip("\n".join(lines), 3000)}}
-
-
-def _link_block(report_link: str) -> dict:
-    """A link only for an http(s) URL that cannot end Slack's <url|label> early; anything else as text."""
-    if report_link.startswith(("http://", "https://")) and not _LINK_BREAKERS.search(report_link):
-        text = f"<{_escape(report_link)}|Open the report>"
+def _link_block(report_link: str, run_link: str | None = None) -> dict:
+    """Links only for http(s) URLs that cannot end Slack's <url|label> early; a report path as text; no run link
+    when the Airflow run is not known."""
+    if _linkable(report_link):
+        parts = [f"<{_escape(report_link)}|Open the report>"]
     else:
-        text = f"Report: `{_escape(report_link)}`"
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+        parts = [f"Report: `{_escape(report_link)}`"]
+    if run_link and _linkable(run_link):
+        parts.append(f"<{_escape(run_link)}|Open the Airflow run>")
+    return _plain_section(" · ".join(parts))
+
+
+def _linkable(url: str) -> bool:
+    return url.startswith(("http://", "https://")) and not _LINK_BREAKERS.search(url)
 
 
 _LINK_BREAKERS = re.compile(r"[\s<>|`]")

@@ -15,7 +15,7 @@ from releasegate.notify.slack_api import (
     DEFAULT_CONNECTION,
     TOKEN_ENV,
     SlackTarget,
-    post,
+    deliver,
     resolve_target,
 )
 from releasegate.notify.slack_message import redact_payload
@@ -65,11 +65,11 @@ def _retry_one(target: SlackTarget, row: dict[str, Any], at: datetime) -> dict[s
         uow.commit()
     payload = dict(row["payload"] or {})
     payload["channel"] = payload.get("channel") or row["channel"]
-    outcome = post(target, payload)
+    outcome = deliver(target, payload, row)   # the run's message, if Slack has one, is updated in place
     attempts = row["attempts"] + outcome.attempts
     with store.unit_of_work() as uow:
         response = redact_payload(outcome.response or ({"error": outcome.error} if outcome.error else None))
-        uow.notifications.settle(row["id"], outcome.status, attempts, response, datetime.now(UTC))
+        uow.notifications.settle(row["id"], outcome.status, attempts, response, datetime.now(UTC), outcome.message)
         record(uow, "notification.retried", row["channel"], {"status": outcome.status, "attempts": attempts},
                datetime.now(UTC), row["run_id"])
         uow.commit()
@@ -86,3 +86,17 @@ def retry_quietly(target: SlackTarget, service: str, run_id: str) -> list[dict[s
         log.warning("Slack: could not retry pending notifications of %s (%s: %s); `releasegate notify "
                     "--pending` sends them later", service, type(exc).__name__, redact(str(exc)))
         return []
+
+
+def previous_message(run_id: str, channel: str) -> dict[str, Any] | None:
+    """The notification this run already has on ``channel`` (with the Slack message it became), or None.
+    A gate database that cannot be read is logged, and the message is posted as new."""
+    from releasegate.records import store
+
+    try:
+        with store.unit_of_work() as uow:
+            return uow.notifications.get(run_id, channel)
+    except Exception as exc:  # noqa: BLE001 (best effort: without it a re-run posts a new message)
+        log.warning("Slack: could not read the earlier notification of run %s (%s: %s); posting a new message",
+                    run_id, type(exc).__name__, redact(str(exc)))
+        return None

@@ -26,7 +26,7 @@ def notify(ctx: RunContext, outcome: Outcome) -> str:
 
     def work(uow) -> None:
         uow.notifications.upsert(ctx.run_id, channel, result.payload, result.status, result.attempts,
-                                 result.response)
+                                 result.response, result.message)
         stored = uow.verdicts.get(ctx.run_id)
         if stored is not None and manifest_sha256:
             uow.verdicts.upsert(ctx.run_id, {**stored, "manifest_sha256": manifest_sha256})

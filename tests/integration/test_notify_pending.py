@@ -10,7 +10,7 @@ import pytest
 from persistence import UnitOfWork
 from releasegate.context import RunContext
 from releasegate.domain.models import Decision, Verdict
-from releasegate.notify.slack import build_message, notify
+from releasegate.notify.slack import build_payload, notify
 from releasegate.policy import Slack
 from releasegate.records import store
 from tests.support.builders import run_context
@@ -46,8 +46,8 @@ def failed_notification(tmp_path, run_id: str, service: str = "shop", channel: s
                         status: str = "failed", attempts: int = 4) -> dict:
     """A run whose notification could not be sent, recorded as pipeline.notify records it."""
     ctx = context(tmp_path, run_id, service)
-    payload = {"channel": channel, **build_message(ctx, Verdict(decision=Decision.NO_GO, decided_at=T0),
-                                                   f"https://gate.example/{run_id}")}
+    payload = build_payload(ctx, Verdict(decision=Decision.NO_GO, decided_at=T0), channel,
+                            f"https://gate.example/{run_id}")
     with store.unit_of_work() as uow:
         uow.runs.upsert({"run_id": run_id, "service": service, "version": "1.4.2", "policy_path": "gate.yaml",
                          "policy_digest": "sha256:x", "evidence_dir": ctx.evidence_dir, "started_at": T0,
@@ -78,7 +78,9 @@ def test_notify_pending_delivers_a_failed_notification_once(slack, tmp_path, cap
 
     assert code == 0
     assert [(r["run_id"], r["status"], r["attempts"]) for r in json.loads(out)] == [("rg-1", "sent", 5)]
-    assert [m["text"] for m in slack.messages()] == [payload["text"]]
+    (message,) = slack.top_level()
+    assert message["text"] == payload["text"]
+    assert [r["text"] for r in slack.replies(message["ts"])] == [payload["thread"]["text"]]   # and its thread
     assert notification("rg-1")["status"] == "sent"
     assert again == (0, "", "")                                     # delivered once, never twice
     with store.unit_of_work() as uow:
@@ -97,7 +99,7 @@ def test_a_notification_that_still_fails_stays_pending_and_is_sent_when_slack_an
     assert down[0] == 1 and "rg-1  #releases: failed (4 attempt(s) in all)" in down[1]
     assert (still["status"], still["attempts"]) == ("failed", 4)
     assert up[0] == 0 and "sent (5 attempt(s) in all)" in up[1]
-    assert len(slack.messages()) == 1
+    assert len(slack.top_level()) == 1
 
 
 def test_a_new_run_of_the_service_delivers_what_it_still_owes(slack, tmp_path):
@@ -111,7 +113,7 @@ def test_a_new_run_of_the_service_delivers_what_it_still_owes(slack, tmp_path):
     assert outcome.status == "sent"
     assert [(r["run_id"], r["status"]) for r in outcome.retried] == [("rg-old", "sent")]
     assert [notification(run)["status"] for run in ("rg-old", "rg-other")] == ["sent", "failed"]
-    assert len(slack.messages()) == 2
+    assert len(slack.top_level()) == 2
 
 
 def test_a_run_whose_own_message_fails_leaves_the_outbox_alone(slack, tmp_path):
@@ -163,5 +165,6 @@ def test_hostile_text_arrives_at_slack_escaped(slack, tmp_path):
 
     notify(ctx, Verdict(decision=Decision.NO_GO, decided_at=T0), CFG, "/evidence/<!here>/report.html")
 
-    (received,) = [r for r in slack.requests if r.method == "chat.postMessage"]
+    received, reply = [r for r in slack.requests if r.method == "chat.postMessage"]
     assert "<!" not in received.raw.decode("utf-8") and "&lt;!channel&gt;" in received.body["text"]
+    assert "<!" not in reply.raw.decode("utf-8") and "&lt;!channel&gt;" in reply.body["text"]

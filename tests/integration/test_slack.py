@@ -6,7 +6,7 @@ import logging
 import pytest
 
 from releasegate.domain.models import Decision, Reason, Severity
-from releasegate.notify.slack import PAYLOAD_FILE, RESPONSE_FILE, build_message, notify
+from releasegate.notify.slack import PAYLOAD_FILE, RESPONSE_FILE, build_payload, notify
 from releasegate.policy import Slack
 from tests.support import builders
 from tests.support.slack_server import SlackServer
@@ -53,14 +53,16 @@ def no_slack(monkeypatch):
 def test_message_arrives_with_verdict_reasons_and_link(ctx, verdict, slack):
     outcome = notify(ctx, verdict, CFG, LINK)
 
-    assert outcome.status == "sent" and outcome.attempts == 1
+    assert outcome.status == "sent" and outcome.attempts == 1 and outcome.action == "posted"
     assert outcome.response["ok"] is True and outcome.response["channel"] == "C123"
-    (received,) = slack.requests
+    received, reply = slack.requests
     assert received.headers["Authorization"] == f"Bearer {TOKEN}"
     assert received.content_type.startswith("application/json")
     body = json.dumps(received.body)
-    assert received.body["channel"] == "#releases"
+    assert received.body["channel"] == "#releases" and "thread" not in received.body
     assert "NO-GO" in body and "p95 over budget on /search" in body and LINK in body
+    assert (reply.body["channel"], reply.body["thread_ts"]) == ("C123", outcome.response["ts"])
+    assert "(value 312 vs threshold 250)" in json.dumps(reply.body)
 
 
 def test_invalid_token_fails_without_touching_the_verdict(ctx, verdict, slack, monkeypatch, caplog):
@@ -83,7 +85,7 @@ def test_rate_limited_once_then_sent(ctx, verdict, slack):
     outcome = notify(ctx, verdict, CFG, LINK)
 
     assert outcome.status == "sent" and outcome.attempts == 2
-    assert [r.status for r in slack.requests] == [429, 200]
+    assert [r.status for r in slack.requests] == [429, 200, 200]   # the message, then its thread
 
 
 def test_server_error_twice_then_sent(ctx, verdict, slack):
@@ -92,7 +94,7 @@ def test_server_error_twice_then_sent(ctx, verdict, slack):
     outcome = notify(ctx, verdict, CFG, LINK)
 
     assert outcome.status == "sent" and outcome.attempts == 3
-    assert [r.status for r in slack.requests] == [503, 503, 200]
+    assert [r.status for r in slack.requests] == [503, 503, 200, 200]
 
 
 def test_server_errors_beyond_the_retries_fail_softly(ctx, verdict, slack):
@@ -121,7 +123,7 @@ def test_no_token_writes_the_exact_payload(ctx, verdict, no_slack, caplog):
 
     path = ctx.evidence / PAYLOAD_FILE
     assert outcome.status == "written" and outcome.attempts == 0 and outcome.path == path
-    expected = {"channel": "#releases", **build_message(ctx, verdict, LINK)}
+    expected = build_payload(ctx, verdict, "#releases", LINK)
     assert json.loads(path.read_text()) == expected == outcome.payload
     assert ("Slack not configured (no RELEASEGATE_SLACK_TOKEN or connection 'slack_api_default'): "
             f"wrote the message payload to {path}") in caplog.text
@@ -150,7 +152,7 @@ def test_inside_airflow_the_connection_supplies_token_and_base_url(ctx, verdict,
         outcome = notify(ctx, verdict, CFG, LINK)
 
     assert outcome.status == "sent"
-    assert len(server.messages()) == 1
+    assert len(server.top_level()) == 1
 
 
 def test_outside_airflow_the_connection_is_not_looked_up(ctx, verdict, no_slack, monkeypatch):

@@ -1,4 +1,7 @@
-"""A Slack-Web-API-compatible server on loopback for tests: chat.postMessage, auth, scripted failures.
+"""A Slack-Web-API-compatible server on loopback for tests: chat.postMessage (threads: ``thread_ts``),
+chat.update, auth, scripted failures. It keeps the messages it holds as Slack would: a channel name resolves to a
+channel id (the first is C123), each message has a ts, a reply must name a message of that channel as its
+``thread_ts`` and an update must name channel id and ts of an existing message.
 
     with SlackServer(token="xoxb-test-1") as slack:
         slack.fail_next(429, times=1, retry_after=1)
@@ -9,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -41,7 +45,10 @@ class SlackServer:
     def __init__(self, token: str = "xoxb-test-token") -> None:
         self.token = token
         self.requests: list[ReceivedRequest] = []
+        self.channels: dict[str, str] = {}                       # channel name -> channel id
+        self.held: dict[tuple[str, str], dict[str, Any]] = {}    # (channel id, ts) -> the message as it is now
         self._failures: list[_Failure] = []
+        self._ts = 0
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -58,8 +65,20 @@ class SlackServer:
             self._failures.append(_Failure(status, times, retry_after))
 
     def messages(self) -> list[dict[str, Any]]:
-        """Bodies of the chat.postMessage calls that were accepted."""
+        """Bodies of the chat.postMessage calls that were accepted (replies in threads too)."""
         return [r.body for r in self.requests if r.method == "chat.postMessage" and r.ok]
+
+    def top_level(self) -> list[dict[str, Any]]:
+        """The messages in channels as they are now (updates applied), oldest first; replies left out."""
+        return [m for m in self.held.values() if not m.get("thread_ts")]
+
+    def replies(self, ts: str) -> list[dict[str, Any]]:
+        """The replies in the thread of the message ``ts``, oldest first."""
+        return [m for m in self.held.values() if m.get("thread_ts") == ts]
+
+    def updates(self) -> list[dict[str, Any]]:
+        """Bodies of the chat.update calls that were accepted."""
+        return [r.body for r in self.requests if r.method == "chat.update" and r.ok]
 
     def __enter__(self) -> Self:
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
@@ -90,6 +109,40 @@ class SlackServer:
         with self._lock:
             self.requests.append(request)
 
+    def _channel_id(self, channel: str) -> str | None:
+        """A known channel id as is; a name gets the next id (C123, C124, ...); "#nowhere*" does not exist."""
+        if channel in self.channels.values():
+            return channel
+        if not channel or channel.startswith("#nowhere") or re.fullmatch(r"C[0-9A-Z]+", channel):
+            return None  # an id Slack does not know, or a channel that does not exist
+        return self.channels.setdefault(channel, f"C{123 + len(self.channels)}")
+
+    def _post(self, body: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            channel = self._channel_id(str(body.get("channel") or ""))
+            if channel is None:
+                return {"ok": False, "error": "channel_not_found"}
+            thread_ts = body.get("thread_ts")
+            if thread_ts and (channel, thread_ts) not in self.held:
+                return {"ok": False, "error": "thread_not_found"}
+            self._ts += 1
+            ts = f"{time.time():.0f}.{self._ts:06d}"
+            message = {"channel": channel, "ts": ts, "text": body.get("text", ""), "blocks": body.get("blocks"),
+                       **({"thread_ts": thread_ts} if thread_ts else {})}
+            self.held[(channel, ts)] = message
+            return {"ok": True, "channel": channel, "ts": ts, "message": {"text": message["text"], "ts": ts}}
+
+    def _update(self, body: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            channel, ts = str(body.get("channel") or ""), str(body.get("ts") or "")
+            if channel not in self.channels.values():
+                return {"ok": False, "error": "channel_not_found"}   # chat.update takes a channel id only
+            message = self.held.get((channel, ts))
+            if message is None:
+                return {"ok": False, "error": "message_not_found"}
+            message.update(text=body.get("text", ""), blocks=body.get("blocks"), edited=True)
+            return {"ok": True, "channel": channel, "ts": ts, "text": message["text"]}
+
 
 def parse_body(content_type: str, raw: bytes) -> dict[str, Any]:
     """JSON (chat.postMessage with blocks) or form-encoded (most other methods), as slack_sdk sends them."""
@@ -117,13 +170,11 @@ def _handler_for(server: SlackServer) -> type[BaseHTTPRequestHandler]:
                 return _failure_answer(failure)
             if self.headers.get("Authorization", "") != f"Bearer {server.token}":
                 return 200, {}, {"ok": False, "error": "invalid_auth"}
-            if method != "chat.postMessage":
-                return 200, {}, {"ok": False, "error": "unknown_method"}
-            if not body.get("channel"):
-                return 200, {}, {"ok": False, "error": "channel_not_found"}
-            ts = f"{time.time():.6f}"
-            return 200, {}, {"ok": True, "channel": "C123", "ts": ts,
-                             "message": {"text": body.get("text", ""), "ts": ts}}
+            if method == "chat.postMessage":
+                return 200, {}, server._post(body)
+            if method == "chat.update":
+                return 200, {}, server._update(body)
+            return 200, {}, {"ok": False, "error": "unknown_method"}
 
         def _send(self, status: int, headers: dict[str, str], answer: dict[str, Any]) -> None:
             data = json.dumps(answer).encode("utf-8")

@@ -19,7 +19,7 @@ from releasegate.domain.models import (
     Status,
     Verdict,
 )
-from releasegate.notify.slack import build_message
+from releasegate.notify.slack import build_message, build_thread
 from releasegate.report import compile_report, md_cell
 from tests.support import builders
 from tests.support.builders import T0, run_context, stage_result
@@ -65,12 +65,14 @@ def slack_controls(payload: dict) -> list[str]:
 @pytest.mark.parametrize("link", [SAFE_LINK, "https://gate.example/x|<!channel>", "/evidence/<!channel>/report.html",
                                   "https://gate.example/a b>c", "javascript:<!here>"])
 def test_slack_payload_has_no_mention_or_foreign_link_anywhere(ctx, link):
-    payload = build_message(ctx, hostile_verdict(), link, max_reasons=len(HOSTILE))
-    text = json.dumps(payload, ensure_ascii=False)
+    payload = build_message(ctx, hostile_verdict(), link, run_link=link)
+    thread = build_thread(ctx, hostile_verdict(), link, max_reasons=len(HOSTILE), max_defects=len(HOSTILE))
+    text = json.dumps([payload, thread], ensure_ascii=False)
 
     assert "<!" not in text and "<@" not in text
-    expected = [f"<{SAFE_LINK}|Open the report>"] if link == SAFE_LINK else []
+    expected = [f"<{SAFE_LINK}|Open the report>", f"<{SAFE_LINK}|Open the Airflow run>"] if link == SAFE_LINK else []
     assert slack_controls(payload) == expected
+    assert slack_controls(thread) == []                           # everything shown: no "see the report" link
     assert "&lt;!channel&gt;" in payload["text"]                 # the version in the fallback text
     assert "1.4.2&lt;!channel&gt;&amp;&lt;@U1&gt;" in text
     assert "&amp;lt;!channel&amp;gt;" in text                    # an entity in a name stays literal text

@@ -1,11 +1,11 @@
-"""build_message(): the Block Kit payload that tells people what to do."""
+"""build_message() and build_thread(): the verdict message that tells people what to do, and its thread."""
 
 import json
 
 import pytest
 
-from releasegate.domain.models import Decision, Reason, Severity
-from releasegate.notify.slack import build_message
+from releasegate.domain.models import Decision, DefectChange, Reason, Severity
+from releasegate.notify.slack import build_message, build_thread
 from tests.support.builders import run_context, verdict
 
 CANARY = "xoxb-canary-123456-abcdef"
@@ -36,8 +36,9 @@ def test_no_go_header_and_top_reason_with_numbers(ctx):
     assert message["blocks"][0]["type"] == "header"
     assert ":no_entry:" in header_text(message) and "NO-GO" in header_text(message)
     assert "shop@1.4.2" in header_text(message)
-    assert "*locust*: p95 over budget (value 312 vs threshold 250)" in all_text(message)
+    assert "First: *locust*: p95 over budget (value 312 vs threshold 250)" in all_text(message)
     assert f"<{LINK}|Open the report>" in all_text(message)
+    assert "Open the Airflow run" not in all_text(message)          # no run known: no link
     assert ctx.run_id in all_text(message)
     assert "NO-GO" in message["text"] and LINK in message["text"]
 
@@ -56,18 +57,18 @@ def test_go_message(ctx):
     message = build_message(ctx, verdict(Decision.GO), LINK)
 
     assert ":white_check_mark:" in header_text(message) and "GO" in header_text(message)
-    assert "Top reasons" not in all_text(message)
+    assert "First:" not in all_text(message) and "in the thread" not in all_text(message)
 
 
 def test_reasons_truncated_most_severe_first(ctx):
     reasons = [reason(i) for i in range(7)] + [reason(99, Severity.critical)]
 
-    message = build_message(ctx, verdict(Decision.NO_GO, reasons), LINK, max_reasons=3)
+    thread = build_thread(ctx, verdict(Decision.NO_GO, reasons), LINK, max_reasons=3)
 
-    block = next(b["text"]["text"] for b in message["blocks"] if "Top reasons" in b.get("text", {}).get("text", ""))
-    assert block.count("•") == 3
+    block = thread["blocks"][0]["text"]["text"]
+    assert block.startswith("*Reasons* (8)") and block.count("•") == 3
     assert block.index("stage99") < block.index("stage0")
-    assert "…and 5 more reason(s) in the report" in block
+    assert f"…and 5 more reason(s) — see <{LINK}|the report>" in block
 
 
 def test_canary_secret_in_a_reason_is_redacted(ctx):
@@ -96,7 +97,30 @@ def test_payload_is_json_serialisable_and_within_block_limits(ctx):
     long_reason = Reason(stage="s", message="x" * 5000, severity=Severity.high)
 
     message = build_message(ctx, verdict(Decision.NO_GO, [long_reason] * 5), LINK)
+    thread = build_thread(ctx, verdict(Decision.NO_GO, [long_reason] * 40), LINK, max_reasons=40)
 
-    json.dumps(message)
+    json.dumps([message, thread])
     assert len(header_text(message)) <= 150
-    assert all(len(b["text"]["text"]) <= 3000 for b in message["blocks"] if "text" in b)
+    assert all(len(b["text"]["text"]) <= 3000 for b in message["blocks"] + thread["blocks"] if "text" in b)
+    assert "more reason(s) — see" in thread["blocks"][0]["text"]["text"]   # cut whole, and said so
+
+
+def test_the_run_link_is_there_when_known(ctx):
+    run = "https://airflow.example/dags/release_gate/runs/manual__2026-12-01T10:00:00+00:00"
+
+    message = build_message(ctx, verdict(Decision.GO), LINK, run_link=run)
+
+    assert f"<{LINK}|Open the report> · <{run}|Open the Airflow run>" in all_text(message)
+
+
+def test_the_thread_names_each_kind_of_defect_change_bounded(ctx):
+    defects = [DefectChange(fingerprint=f"{i:032x}", title=f"{state} {i}", state=state, stage="semgrep")
+               for state in ("new", "reopened", "fixed", "waived", "recurring") for i in range(7)]
+
+    thread = build_thread(ctx, verdict(Decision.NO_GO, [reason(1)], defects=defects), LINK, max_defects=2)
+
+    text = thread["blocks"][1]["text"]["text"]
+    assert text.startswith("*Defect changes*: 7 new, 7 reopened, 7 fixed, 7 waived, 7 still open")
+    for state in ("new", "reopened", "fixed", "waived"):
+        assert f"• {state} 0 (semgrep)\n• {state} 1 (semgrep)\n…and 5 more {state} defect(s) — see <{LINK}|" in text
+    assert "recurring 0" not in text                                 # still open: counted, not listed
