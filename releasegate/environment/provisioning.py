@@ -20,13 +20,27 @@ import psutil
 import releasegate
 from releasegate import trace
 from releasegate.context import RunContext
-from releasegate.domain.errors import ProvisionError
+from releasegate.domain.errors import ProvisionError, StageError
+from releasegate.environment.brokers import close_broker_quietly, open_broker
 from releasegate.environment.health import wait_dependency, wait_healthy
-from releasegate.environment.logs import private_log, tail
-from releasegate.environment.running import Environment, RunningDependency, RunningProxy
-from releasegate.environment.stopping import stop_dependencies, stop_process
-from releasegate.environment.values import HOST, dependency_values, free_port, placeholders, service_env
-from releasegate.policy import Dependency, EnvironmentSpec, HealthCheck, Policy, fill, fill_command
+from releasegate.environment.logs import private_log, read_log, tail
+from releasegate.environment.running import (
+    Environment,
+    RunningBroker,
+    RunningDependency,
+    RunningProxy,
+    RunningWorker,
+)
+from releasegate.environment.stopping import stop_dependencies, stop_process, stop_workers
+from releasegate.environment.values import (
+    HOST,
+    broker_values,
+    dependency_values,
+    free_port,
+    placeholders,
+    service_env,
+)
+from releasegate.policy import Dependency, EnvironmentSpec, HealthCheck, Policy, Worker, fill, fill_command
 from releasegate.stages.base import run_tool
 
 log = logging.getLogger("releasegate")
@@ -37,30 +51,52 @@ def provision(policy: Policy, ctx: RunContext) -> Environment:
     if spec is None:
         raise ProvisionError(f"{policy.path}: no 'environment' section — nothing to start")
     deps = start_dependencies(policy, ctx)
+    broker: RunningBroker | None = None
+    workers: list[RunningWorker] = []
     try:
-        return _provision_service(policy, spec, ctx, deps)
+        broker = _open_broker(spec)
+        return _provision_service(policy, spec, ctx, deps, broker, workers)
     except BaseException:
+        stop_workers(workers)
+        if broker is not None:
+            close_broker_quietly(broker)
         stop_dependencies(deps)
         raise
 
 
-def _provision_service(policy: Policy, spec: EnvironmentSpec, ctx: RunContext,
-                       deps: list[RunningDependency]) -> Environment:
+def _open_broker(spec: EnvironmentSpec) -> RunningBroker | None:
+    if spec.broker is None:
+        return None
+    try:
+        broker = open_broker(spec.broker)
+    except StageError as exc:
+        raise ProvisionError(f"environment.broker: {exc}") from None
+    log.info("provision: broker %s, the run's %s", spec.broker.kind,
+             f"virtual host {broker.vhost}" if broker.vhost else f"key prefix {broker.prefix}")
+    return broker
+
+
+def _provision_service(policy: Policy, spec: EnvironmentSpec, ctx: RunContext, deps: list[RunningDependency],
+                       broker: RunningBroker | None, workers: list[RunningWorker]) -> Environment:
     port = spec.port or free_port()
-    values = {**placeholders(policy, ctx, port), **dependency_values(deps)}
+    values = {**placeholders(policy, ctx, port), **dependency_values(deps), **broker_values(broker)}
     env = service_env(policy, values)
     logs = ctx.evidence / "provision"
     _run_setup(policy, ctx, values, env, logs)
+    for worker in spec.workers:
+        workers.append(_start_worker(ctx, worker, values, env))
     log_path = logs / "service.log"
     proc = _start(fill_command(spec.start, values), ctx.source, env, log_path, port)
     environment = Environment(host=HOST, port=port, base_url=values["base_url"], pid=proc.pid, node=socket.gethostname(),
                               pid_created=psutil.Process(proc.pid).create_time(), log_path=str(log_path), env=env,
-                              stop_signal=spec.stop_signal, stop_timeout_s=spec.stop_timeout_s, dependencies=deps)
+                              stop_signal=spec.stop_signal, stop_timeout_s=spec.stop_timeout_s, dependencies=deps,
+                              broker=broker, workers=workers)
     try:
         waited = wait_healthy(fill(spec.health.url, values), spec.health, proc, log_path)
     except BaseException:
         stop_process(environment.pid, environment.pid_created, environment.stop_signal, environment.stop_timeout_s)
         raise
+    _check_workers_running(workers, environment)
     log.info("provision: %s %s healthy at %s in %.1f s (pid %s); log: %s", ctx.service, ctx.version,
              environment.base_url, waited, proc.pid, log_path)
     return environment
@@ -100,6 +136,33 @@ def _start_dependency(policy: Policy, ctx: RunContext, dep: Dependency) -> Runni
     log.info("provision: dependency %s healthy at %s in %.1f s (pid %s%s); log: %s", dep.name, running.direct_url,
              waited, proc.pid, f", proxy {running.url}" if running.proxy else "", log_path)
     return running
+
+
+def _check_workers_running(workers: list[RunningWorker], environment: Environment) -> None:
+    """A worker that ended while the service started (an import error, a broker it cannot reach) fails provisioning."""
+    for worker in workers:
+        if not _alive(worker.pid, worker.pid_created):
+            stop_process(environment.pid, environment.pid_created, environment.stop_signal, environment.stop_timeout_s)
+            raise ProvisionError(f"worker {worker.name} (pid {worker.pid}) ended before the service was healthy; "
+                                 f"its last log lines: {tail(read_log(Path(worker.log_path)))} — see {worker.log_path}")
+
+
+def _alive(pid: int, created: float) -> bool:
+    try:
+        proc = psutil.Process(pid)
+        return abs(proc.create_time() - created) <= 1 and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _start_worker(ctx: RunContext, worker: Worker, values: dict[str, str], env: dict[str, str]) -> RunningWorker:
+    """Start one background worker in the workspace with the service's environment and its own."""
+    log_path = ctx.evidence / "provision" / f"worker-{worker.name}.log"
+    own = {k: fill(v, values) for k, v in worker.env.items()}
+    proc = _start(fill_command(worker.start, values), ctx.source, {**env, **own}, log_path)
+    log.info("provision: worker %s started (pid %s); log: %s", worker.name, proc.pid, log_path)
+    return RunningWorker(name=worker.name, pid=proc.pid, pid_created=psutil.Process(proc.pid).create_time(),
+                         log_path=str(log_path), stop_signal=worker.stop_signal, stop_timeout_s=worker.stop_timeout_s)
 
 
 def _start_proxy(ctx: RunContext, name: str, upstream_port: int) -> RunningProxy:

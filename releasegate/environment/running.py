@@ -39,6 +39,32 @@ class RunningDependency(BaseModel):
     proxy: RunningProxy | None = None
 
 
+class RunningBroker(BaseModel):
+    """The run's part of the broker: {broker_url} (RabbitMQ: the run's virtual host) and {broker_prefix} (Redis)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str
+    server_url: str
+    url: str
+    prefix: str = ""
+    vhost: str = ""
+    node: str = ""
+
+
+class RunningWorker(BaseModel):
+    """A background worker the gate started beside the service."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    pid: int
+    pid_created: float
+    log_path: str
+    stop_signal: str = "SIGTERM"
+    stop_timeout_s: float = 10
+
+
 class Environment(BaseModel):
     """The running service: small enough for XCom."""
 
@@ -54,6 +80,8 @@ class Environment(BaseModel):
     stop_signal: str = "SIGTERM"
     stop_timeout_s: float = 10
     dependencies: list[RunningDependency] = []
+    broker: RunningBroker | None = None
+    workers: list[RunningWorker] = []
     node: str = ""  # the host the processes run on: only tasks on that host can reach or stop them
 
     def dependency(self, name: str) -> RunningDependency:

@@ -12,7 +12,7 @@ import time
 import psutil
 
 from releasegate.domain.errors import ProvisionError
-from releasegate.environment.running import Environment, RunningDependency
+from releasegate.environment.running import Environment, RunningDependency, RunningWorker
 
 log = logging.getLogger("releasegate")
 
@@ -25,12 +25,33 @@ def teardown(environment: Environment | dict | None) -> str:
     env.require_local("teardown")
     failures: list[str] = []
     outcomes = [_stop_one("service", failures, env.pid, env.pid_created, env.stop_signal, env.stop_timeout_s)]
+    outcomes += stop_workers(env.workers, failures)
     outcomes += stop_dependencies(env.dependencies, failures)
+    if env.broker is not None:
+        outcomes.append(_close_broker(env, failures))
     outcome = "; ".join(outcomes)
     log.info("teardown: %s", outcome)
     if failures:
         raise ProvisionError(f"teardown: could not stop {'; '.join(failures)} — stop them by hand")
     return outcome
+
+
+def stop_workers(workers: list[RunningWorker], failures: list[str] | None = None) -> list[str]:
+    """Stop each background worker, last started first (one that cannot be stopped is added to `failures`)."""
+    failures = [] if failures is None else failures
+    return [_stop_one(f"worker {w.name}", failures, w.pid, w.pid_created, w.stop_signal, w.stop_timeout_s)
+            for w in reversed(workers)]
+
+
+def _close_broker(env: Environment, failures: list[str]) -> str:
+    from releasegate.environment.brokers import close_broker
+
+    assert env.broker is not None
+    try:
+        return close_broker(env.broker)
+    except Exception as exc:  # noqa: BLE001 - reported with the others
+        failures.append(f"the run's part of the broker ({exc})")
+        return f"broker: NOT cleaned ({exc})"
 
 
 def stop_dependencies(deps: list[RunningDependency], failures: list[str] | None = None) -> list[str]:

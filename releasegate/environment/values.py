@@ -7,7 +7,7 @@ import socket
 import sys
 
 from releasegate.context import RunContext
-from releasegate.environment.running import RunningDependency
+from releasegate.environment.running import RunningBroker, RunningDependency
 from releasegate.policy import Policy, fill
 
 HOST = "127.0.0.1"
@@ -42,3 +42,8 @@ def dependency_values(deps: list[RunningDependency]) -> dict[str, str]:
         values.update({f"dep_{dep.name}_url": dep.url, f"dep_{dep.name}_host": dep.host,
                        f"dep_{dep.name}_port": str(port)})
     return values
+
+
+def broker_values(broker: RunningBroker | None) -> dict[str, str]:
+    """{broker_url} and {broker_prefix}: the run's part of the broker (empty without one)."""
+    return {"broker_url": broker.url, "broker_prefix": broker.prefix} if broker else {}

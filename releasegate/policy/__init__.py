@@ -32,6 +32,7 @@ from releasegate.policy.environment import (
 from releasegate.policy.explain import dotted, line_of
 from releasegate.policy.load import Budgets, Distributed, Load, Soak, Stress, Telemetry
 from releasegate.policy.loading import load_policy
+from releasegate.policy.messaging import Broker, Messaging, Worker
 from releasegate.policy.migrations import Migrations
 from releasegate.policy.model import Policy
 from releasegate.policy.notify import Notify, Slack
@@ -82,6 +83,7 @@ __all__ = [
     "Alertmanager",
     "Alerts",
     "BudgetAlert",
+    "Broker",
     "Budgets",
     "Caller",
     "Chaos",
@@ -97,6 +99,7 @@ __all__ = [
     "FeedSeries",
     "HealthCheck",
     "Load",
+    "Messaging",
     "Migrations",
     "Notify",
     "PipAudit",
@@ -113,6 +116,7 @@ __all__ = [
     "Suite",
     "Telemetry",
     "Waivers",
+    "Worker",
     "dependency_placeholders",
     "dotted",
     "fill",

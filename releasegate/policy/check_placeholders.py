@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from releasegate.policy.model import Policy
 from releasegate.policy.placeholders import (
     _PLACEHOLDER,
+    BROKER_PLACEHOLDERS,
     MIGRATION_PLACEHOLDERS,
     PLACEHOLDERS,
     dependency_placeholders,
@@ -47,6 +48,11 @@ def _placeholder_scopes(policy: Policy) -> Iterator[tuple[tuple, str, frozenset[
     yield from _each(("source", "exclude"), policy.source.exclude, none)
     env = policy.environment
     if env is not None:
+        if env.broker is not None:
+            deps = deps | frozenset(BROKER_PLACEHOLDERS)
+        for i, worker in enumerate(env.workers):
+            yield from _command(("environment", "workers", i, "start"), worker.start, everything | deps)
+            yield from ((("environment", "workers", i, "env", k), v, everything | deps) for k, v in worker.env.items())
         yield from _commands(("environment", "setup"), env.setup, everything | deps)
         yield from _command(("environment", "start"), env.start, everything | deps)
         yield from ((("environment", "env", k), v, everything | deps) for k, v in env.env.items())

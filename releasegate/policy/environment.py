@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from releasegate.policy.messaging import Broker, Worker
 from releasegate.policy.spec import MAX_INTERVAL_S, MAX_TIMEOUT_S, Command, Env, _Spec
 
 
@@ -74,3 +75,14 @@ class EnvironmentSpec(_Spec):
     dependencies: list[Dependency] = Field(
         default_factory=list, description="Services started first, each on its own free port; the service finds "
         "one through {dep_NAME_url} / {dep_NAME_port} (the proxy's address when proxy is true).")
+    broker: Broker | None = Field(None, description="Redis or RabbitMQ for background jobs: the run gets its own key "
+                                  "prefix or virtual host ({broker_url}, {broker_prefix}), removed at teardown.")
+    workers: list[Worker] = Field(default_factory=list, description="Background workers started after the broker, "
+                                  "before the service, and stopped with it.")
+
+    @model_validator(mode="after")
+    def _unique_workers(self) -> EnvironmentSpec:
+        names = [w.name for w in self.workers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"worker names must be unique: {', '.join(names)}")
+        return self

@@ -13,6 +13,7 @@ from releasegate.policy.explain import _explain
 from releasegate.policy.model import Policy
 from releasegate.policy.parsing import _parse_yaml
 from releasegate.policy.placeholders import (
+    BROKER_PLACEHOLDERS,
     MIGRATION_PLACEHOLDERS,
     PLACEHOLDERS,
     _check_placeholders,
@@ -39,7 +40,8 @@ def load_policy(path: str | Path) -> Policy:
         policy = Policy.model_validate_json(json.dumps(data, allow_nan=True), strict=True)
     except ValidationError as exc:
         raise PolicyError(_explain(file, exc, lines)) from None
-    _check_placeholders(file, data, known=PLACEHOLDERS + dependency_placeholders(policy) + MIGRATION_PLACEHOLDERS)
+    _check_placeholders(file, data, known=PLACEHOLDERS + dependency_placeholders(policy) + MIGRATION_PLACEHOLDERS
+                        + BROKER_PLACEHOLDERS)
     _check_templates(file, policy, lines)
     policy._path = file.resolve()
     policy._digest = "sha256:" + hashlib.sha256(raw).hexdigest()

@@ -10,6 +10,7 @@ from releasegate.policy.alerts import Alerts
 from releasegate.policy.chaos import Chaos
 from releasegate.policy.environment import EnvironmentSpec, Source
 from releasegate.policy.load import Load
+from releasegate.policy.messaging import Messaging
 from releasegate.policy.migrations import Migrations
 from releasegate.policy.notify import Notify
 from releasegate.policy.scans import Scans
@@ -33,6 +34,7 @@ class Policy(_Spec):
     dast: Dast | None = None
     authz: Authz | None = None
     migrations: Migrations | None = None
+    messaging: Messaging | None = None
     notify: Notify = Field(default_factory=Notify)
     waivers: Waivers = Field(default_factory=Waivers)
 
@@ -55,6 +57,12 @@ class Policy(_Spec):
         if (needing or self.load) and self.environment is None:
             what = f"suites {needing}" if needing else "load"
             raise ValueError(f"{what} need the running service: add an 'environment' section (start, health)")
+        return self
+
+    @model_validator(mode="after")
+    def _broker_for_messaging(self) -> Policy:
+        if self.messaging and (self.environment is None or self.environment.broker is None):
+            raise ValueError("messaging counts the queues of the run's broker: add environment.broker (kind, url)")
         return self
 
     @property

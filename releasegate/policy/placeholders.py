@@ -15,6 +15,7 @@ from releasegate.policy.spec import Command
 
 PLACEHOLDERS = ("version", "port", "host", "base_url", "workdir", "python", "service", "evidence", "run_id")
 REPORT_URL_PLACEHOLDERS = ("service", "version", "run_id")
+BROKER_PLACEHOLDERS = ("broker_url", "broker_prefix")  # the run's part of environment.broker
 MIGRATION_PLACEHOLDERS = ("database_url",)  # the scratch database's URL, in migrations.up, down and env only
 
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
@@ -72,6 +73,7 @@ def _commands(policy: Policy) -> list[tuple[tuple, Command]]:
         found += [(("environment", "setup", i), c) for i, c in enumerate(env.setup)]
         found.append((("environment", "start"), env.start))
         found += [(("environment", "dependencies", i, "start"), d.start) for i, d in enumerate(env.dependencies)]
+        found += [(("environment", "workers", i, "start"), w.start) for i, w in enumerate(env.workers)]
     found += [(("suites", i, "command"), s.command) for i, s in enumerate(policy.suites)]
     if policy.scans.pip_audit:
         found += [(("scans", "pip_audit", "export", i), c) for i, c in enumerate(policy.scans.pip_audit.export)]

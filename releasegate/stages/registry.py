@@ -104,6 +104,8 @@ STAGES: tuple[StageSpec, ...] = (
               summary="promtool rule tests, amtool routes and the alert budgets cross-checked"),
     StageSpec("migrations", "migrations", "migrations", "migrations",
               summary="migrations up, down and up again on a scratch database; the schema must survive the round trip"),
+    StageSpec("messaging", "messaging", "messaging", "messaging", needs_service=True, measures=True,
+              summary="after the load: the named queues drain within the limit and the dead-letter queues stay empty"),
 )
 
 
