@@ -43,6 +43,14 @@ the load test and then chaos measure alone (pool `releasegate_host`).
 """
 
 
+def tell_slack_the_gate_broke(context) -> None:
+    """on_failure_callback: a run that broke before it could tell its verdict (open_run, compile_report) still tells
+    Slack, through the Slack provider's notifier (releasegate/notify/failure.py); imported only when called."""
+    from releasegate.notify.failure import on_gate_failure
+
+    on_gate_failure(context, REPO_ROOT)
+
+
 @dag(
     dag_id="release_gate",
     schedule=None,
@@ -51,6 +59,7 @@ the load test and then chaos measure alone (pool `releasegate_host`).
     max_active_tasks=4,
     tags=["release", "quality-gate"],
     doc_md=DOC,
+    on_failure_callback=tell_slack_the_gate_broke,
     params={
         "service": Param("inventory", type="string", minLength=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
                          description="The service to gate; must match the policy's `service`."),
