@@ -96,7 +96,9 @@ class Dast(_Spec):
     checks: list[str] = Field(default_factory=lambda: list(DEFAULT_DAST_CHECKS), min_length=1,
                               description="Schemathesis checks (schemathesis run --checks).")
     max_examples: int = Field(20, ge=1, le=MAX_EXAMPLES, description="Test cases per operation at most.")
-    max_time_s: float = Field(30, gt=0, le=3600, description="Time budget of the whole run (--max-time).")
+    max_time_s: float | None = Field(
+        None, ge=1, le=3600, description="A time budget Schemathesis spends whole (--max-time: fuzzing repeats "
+                                          "until it is spent); unset, the run ends when max_examples are done.")
     phases: list[Phase] = Field(default_factory=_default_phases, min_length=1,
                                 description="Schemathesis's test phases (--phases).")
     seed: int | None = Field(None, description="Fixed seed: the same run's examples again.")

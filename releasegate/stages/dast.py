@@ -1,7 +1,7 @@
 """DAST stage: Schemathesis against the running service, driven by its OpenAPI document (policy `dast`).
 
-Running Schemathesis is `run_schemathesis` (bounded by max_examples per operation, a max-time budget and the
-stage's timeout); reading what it wrote is the pure `parse_events` over its NDJSON event stream, cross-checked
+Running Schemathesis is `run_schemathesis` (bounded by max_examples per operation, the policy's optional time
+budget and the stage's timeout); reading what it wrote is the pure `parse_events` over its NDJSON event stream, cross-checked
 with its JSON run report (`read_report`). Each failing (operation, check) pair is one finding: its fingerprint is
 the operation and the check, never the random example; its severity comes from the check (policy `dast.severity`
 over `DAST_CHECK_SEVERITY`); its evidence is the first failing request as `curl`, secrets redacted.
@@ -88,10 +88,12 @@ def schema_location(spec: Dast, ctx: RunContext, base_url: str) -> str:
 
 def schemathesis_command(binary: str, spec: Dast, schema: str, base_url: str, token: str | None) -> list[str]:
     command = [binary, "run", schema, "--url", base_url, "--checks", ",".join(spec.checks),
-               "--max-examples", str(spec.max_examples), "--max-time", str(max(1, round(spec.max_time_s))),
+               "--max-examples", str(spec.max_examples),
                "--phases", ",".join(spec.phases), "--workers", "1", "--request-timeout", str(REQUEST_TIMEOUT_S),
                "--generation-database", "none", "--continue-on-failure", "--no-color", "--report", "json,ndjson", "--report-dir", ".",
                "--report-json-path", "report.json", "--report-ndjson-path", "events.ndjson"]
+    if spec.max_time_s is not None:
+        command += ["--max-time", str(max(1, round(spec.max_time_s)))]
     if spec.seed is not None:
         command += ["--seed", str(spec.seed)]
     if token:
@@ -120,6 +122,12 @@ def read_report(tool: ToolRun, path: Path) -> dict[str, Any]:
     if errors:
         raise StageError(f"schemathesis ran with errors: {'; '.join(errors)}; last output: {said} — the results "
                          f"are partial; see {tool.log}")
+    operations = report.get("operations") or {}
+    if not operations.get("tested"):
+        skipped = ", ".join(operations.get("skip_reasons") or []) or "no reason given"
+        raise StageError(f"schemathesis tested no operation of {operations.get('selected', 0)} (skipped: "
+                         f"{skipped}) — give dast.max_time_s more time or check the document's operations; "
+                         f"log: {tool.log}")
     return report
 
 

@@ -155,7 +155,7 @@ def run_stage(tmp_path: Path, port: int, section: str, spec: dict):
     return planned.stage.run(policy, ctx, env, planned)
 
 
-DAST = {"openapi": "{base_url}/openapi.json", "max_examples": 10, "max_time_s": 6, "seed": 7,
+DAST = {"openapi": "{base_url}/openapi.json", "max_examples": 10, "seed": 7,
         "callers": {"user": {"setup": {"path": "/login", "json": {"password": "pw-for-tests-1"}}}}, "auth": "user"}
 
 

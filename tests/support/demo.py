@@ -27,13 +27,15 @@ def reason_stages(data: dict) -> set[str]:
 
 
 def write_quick_policy(folder: Path) -> Path:
-    """The demo policy with absolute paths and a 3 s load test: the same stages and tools, for the many short runs."""
+    """The demo policy with absolute paths, a 3 s load test and 5 DAST examples per operation: the same stages and
+    tools, for the many short runs."""
     import yaml
 
     policy = yaml.safe_load(DEMO_POLICY.read_text())
     policy["source"]["path"] = str(DEMO_POLICY.parent / "releases" / "{version}")
     policy["scans"]["pip_audit"]["osv_data"] = str(DEMO_POLICY.parent / "advisories.osv.jsonl")
     policy["load"].update(duration_s=3, min_requests=20, remeasure_cooldown_s=0)
+    policy["dast"]["max_examples"] = 5
     for dependency in policy["environment"].get("dependencies", []):
         dependency["path"] = str(DEMO_POLICY.parent / dependency["path"])
     for experiment in policy.get("chaos", {}).get("experiments", []):

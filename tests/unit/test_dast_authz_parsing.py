@@ -169,3 +169,12 @@ def test_the_documented_check_severities_are_the_gates():
     assert documented.pop("anything else") == DAST_UNKNOWN_SEVERITY.value
     assert documented.pop("trace_in_error_body` (the gate's)") == "high"
     assert documented == {check: severity.value for check, severity in DAST_CHECK_SEVERITY.items()}
+
+
+def test_a_run_that_tested_no_operation_is_an_error_naming_why(tmp_path):
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps({"errors": [], "failures": [], "operations": {
+        "selected": 3, "tested": 0, "skip_reasons": ["No examples in schema", "Time limit reached"]}}))
+
+    with pytest.raises(StageError, match="tested no operation of 3 \\(skipped: No examples in schema, Time limit"):
+        read_report(tool_run(0), report)
