@@ -28,6 +28,14 @@ MEASURE = {"pool": HOST_POOL, "pool_slots": HOST_SLOTS, "priority_weight": 100, 
 # Tasks that need the provisioned service run where it runs: a queue one worker per host serves (Celery);
 # LocalExecutor ignores queues. Read from the environment, which costs nothing at parse time.
 SERVICE_QUEUE = {"queue": os.environ.get("RELEASEGATE_SERVICE_QUEUE", "default")}
+# execution_timeout (docs/decisions/0016): the policy is read only when a run starts, so a task's ceiling cannot
+# come from it. Stage tasks get one generous ceiling (RELEASEGATE_STAGE_TIMEOUT_MINUTES, default 4 h): the policy's
+# own tool timeouts stop a tool inside the task (an INCONCLUSIVE naming it), and open_run refuses a policy whose
+# timeouts add up to more than the ceiling for some stage. The gate's own steps get short ceilings.
+STAGE_TIMEOUT = timedelta(minutes=float(os.environ.get("RELEASEGATE_STAGE_TIMEOUT_MINUTES", "240")))
+STAGE = {"execution_timeout": STAGE_TIMEOUT}
+STEP = {"execution_timeout": timedelta(minutes=10)}
+REPORT = {"execution_timeout": timedelta(minutes=30)}
 
 DOC = """
 ### release_gate
@@ -62,46 +70,49 @@ def tell_slack_the_gate_broke(context) -> None:
     on_failure_callback=tell_slack_the_gate_broke,
     params={
         "service": Param("inventory", type="string", minLength=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+                         examples=["inventory"],
                          description="The service to gate; must match the policy's `service`."),
         "version": Param("1.0.0", type="string", minLength=1, pattern=r"^[0-9A-Za-z][0-9A-Za-z.+_-]*$",
+                         examples=["1.0.0", "1.1.0", "1.2.0"],
                          description="The version to gate, e.g. 1.4.2."),
         "policy": Param("include/demo/gate.yaml", type="string", minLength=1,
+                        examples=["include/demo/gate.yaml", "/srv/releases/inventory/gate.yaml"],
                         description="The service's gate.yaml: absolute, or relative to the gate's repository."),
     },
 )
 def release_gate():
-    @task(retries=0)
+    @task(retries=0, **STEP)
     def open_run(params=None, dag_run=None) -> dict:
         from releasegate.airflow_glue import open_run as begin
 
-        return begin(params, dag_run.dag_id, dag_run.run_id, REPO_ROOT)
+        return begin(params, dag_run.dag_id, dag_run.run_id, REPO_ROOT, STAGE_TIMEOUT)
 
-    @task
+    @task(**STEP)
     def plan_suites(ctx: dict) -> list[str]:
         from releasegate.airflow_glue import planned
 
         return planned(ctx, "suites")
 
     @setup
-    @task(**TOOL_RETRIES, **WORK, **SERVICE_QUEUE)
+    @task(**TOOL_RETRIES, **WORK, **SERVICE_QUEUE, **STAGE)
     def provision(ctx: dict) -> dict | None:
         from releasegate.airflow_glue import provision as start
 
         return start(ctx)
 
-    @task(**TOOL_RETRIES, **WORK, **SERVICE_QUEUE, map_index_template="{{ stage }}")
+    @task(**TOOL_RETRIES, **WORK, **SERVICE_QUEUE, **STAGE, map_index_template="{{ stage }}")
     def run_suite(ctx: dict, env: dict | None, stage: str) -> dict:
         from releasegate.airflow_glue import run_stage
 
         return run_stage(ctx, stage, env)
 
-    @task
+    @task(**STEP)
     def plan_checks(ctx: dict) -> list[str]:
         from releasegate.airflow_glue import planned
 
         return planned(ctx, "checks")
 
-    @task
+    @task(**STEP)
     def plan_measures(ctx: dict) -> list[str]:
         from releasegate.airflow_glue import planned
 
@@ -109,85 +120,87 @@ def release_gate():
 
     # A registered stage without a task of its own (releasegate/stages/registry.py) runs in one of these two
     # mapped tasks: checks beside the suites and scans, measurements alone and one at a time after chaos.
-    @task(**TOOL_RETRIES, **WORK, **SERVICE_QUEUE, map_index_template="{{ stage }}")
+    @task(**TOOL_RETRIES, **WORK, **SERVICE_QUEUE, **STAGE, map_index_template="{{ stage }}")
     def run_check(ctx: dict, env: dict | None, stage: str) -> dict:
         from releasegate.airflow_glue import run_stage
 
         return run_stage(ctx, stage, env)
 
-    @task(**TOOL_RETRIES, **MEASURE, **SERVICE_QUEUE, max_active_tis_per_dagrun=1, map_index_template="{{ stage }}")
+    @task(**TOOL_RETRIES, **MEASURE, **SERVICE_QUEUE, **STAGE, max_active_tis_per_dagrun=1,
+          map_index_template="{{ stage }}")
     def measure(ctx: dict, env: dict | None, stage: str) -> dict:
         from releasegate.airflow_glue import run_stage
 
         return run_stage(ctx, stage, env)
 
-    @task(**TOOL_RETRIES, **MEASURE, **SERVICE_QUEUE)
+    @task(**TOOL_RETRIES, **MEASURE, **SERVICE_QUEUE, **STAGE)
     def load_test(ctx: dict, env: dict | None) -> dict:
         from releasegate.airflow_glue import run_stage
 
         return run_stage(ctx, "locust", env)
 
-    @task(**TOOL_RETRIES, **MEASURE, **SERVICE_QUEUE)
+    @task(**TOOL_RETRIES, **MEASURE, **SERVICE_QUEUE, **STAGE)
     def chaos(ctx: dict, env: dict | None) -> dict:
         from releasegate.airflow_glue import run_stage
 
         return run_stage(ctx, "chaos", env)
 
-    @task(**TOOL_RETRIES, **WORK)
+    @task(**TOOL_RETRIES, **WORK, **STAGE)
     def scan_semgrep(ctx: dict) -> dict:
         from releasegate.airflow_glue import run_stage
 
         return run_stage(ctx, "semgrep", None)
 
-    @task(**TOOL_RETRIES, **WORK)
+    @task(**TOOL_RETRIES, **WORK, **STAGE)
     def scan_pip_audit(ctx: dict) -> dict:
         from releasegate.airflow_glue import run_stage
 
         return run_stage(ctx, "pip-audit", None)
 
-    @task(**TOOL_RETRIES, **WORK)
+    @task(**TOOL_RETRIES, **WORK, **STAGE)
     def alert_thresholds(ctx: dict) -> dict:
         from releasegate.airflow_glue import run_stage
 
         return run_stage(ctx, "alerts", None)
 
     @teardown
-    @task(**SERVICE_QUEUE)
+    @task(**SERVICE_QUEUE, **STAGE)
     def stop_service(ctx: dict, env: dict | None) -> str:
         from releasegate.airflow_glue import stop
 
         return stop(ctx, env)
 
-    @task(trigger_rule="all_done", retries=1, retry_delay=timedelta(seconds=5), **WORK)
+    @task(trigger_rule="all_done", retries=1, retry_delay=timedelta(seconds=5), **WORK, **REPORT)
     def compile_report(ctx: dict) -> dict:
         from releasegate.airflow_glue import conclude
 
         return conclude(ctx)
 
-    @task.branch
+    @task.branch(**STEP)
     def decide(outcome: dict) -> str:
         return "notify_go" if outcome["decision"] == "GO" else "notify_no_go"
 
-    @task(outlets=[RELEASE_READY])
-    def notify_go(ctx: dict, outcome: dict) -> str:
-        from releasegate.airflow_glue import notify
+    @task(outlets=[RELEASE_READY], **STEP)
+    def notify_go(ctx: dict, outcome: dict, outlet_events=None, dag_run=None) -> str:
+        from releasegate.airflow_glue import notify, release_ready
 
+        outlet_events[RELEASE_READY].extra = release_ready(ctx, outcome, dag_run.run_id)
         return notify(ctx, outcome)
 
-    @task
+    @task(**STEP)
     def notify_no_go(ctx: dict, outcome: dict) -> str:
         from releasegate.airflow_glue import notify
 
         return notify(ctx, outcome)
 
     @result
-    @task(trigger_rule="all_done")
+    @task(trigger_rule="all_done", **STEP)
     def verdict(ctx: dict) -> dict:
         from releasegate.airflow_glue import verdict_json
 
         return verdict_json(ctx)
 
-    @task
+    @task(**STEP)
     def enforce_verdict(outcome: dict) -> str:
         from releasegate.airflow_glue import enforce
 
@@ -205,9 +218,9 @@ def release_gate():
     # chaos would distort the load test, so it comes after it (docs/decisions/0007).
     # A suite or scan that could not run must not cost the run its load evidence, yet the load test follows
     # them (and a setup's work tasks keep all_success): an empty marker (run by the scheduler itself) waits.
-    [suites, *scans] >> EmptyOperator(task_id="before_load", trigger_rule="all_done") >> load
-    load >> EmptyOperator(task_id="before_chaos", trigger_rule="all_done") >> faults
-    faults >> EmptyOperator(task_id="before_more_measures", trigger_rule="all_done") >> more
+    [suites, *scans] >> EmptyOperator(task_id="before_load", trigger_rule="all_done", **STEP) >> load
+    load >> EmptyOperator(task_id="before_chaos", trigger_rule="all_done", **STEP) >> faults
+    faults >> EmptyOperator(task_id="before_more_measures", trigger_rule="all_done", **STEP) >> more
     stopped = stop_service(ctx, env)
     [suites, load, faults, scans[-1], more] >> stopped
     outcome = compile_report(ctx)

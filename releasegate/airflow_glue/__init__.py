@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,10 +27,11 @@ log = logging.getLogger("releasegate")
 GATE_DB_CONNECTION = "releasegate_db"
 
 
-def open_run(params: dict, dag_id: str, run_id: str, repo_root: Path) -> dict:
+def open_run(params: dict, dag_id: str, run_id: str, repo_root: Path, stage_timeout: timedelta | None = None) -> dict:
     from airflow.sdk.exceptions import AirflowFailException
 
     from releasegate import pipeline
+    from releasegate.airflow_glue.timeouts import over_ceiling
 
     policy_path = Path(params["policy"])
     if not policy_path.is_absolute():
@@ -41,6 +43,9 @@ def open_run(params: dict, dag_id: str, run_id: str, repo_root: Path) -> dict:
     if ctx.service != params["service"]:
         raise AirflowFailException(f"the trigger names service {params['service']!r} but {policy_path} is the "
                                    f"policy of {ctx.service!r} — pass the matching policy")
+    too_long = over_ceiling(pipeline.policy_of(ctx), stage_timeout) if stage_timeout else []
+    if too_long:
+        raise AirflowFailException(f"policy error (not retried): {'; '.join(too_long)}")
     return ctx.model_dump(mode="json")
 
 
@@ -86,14 +91,36 @@ def run_stage(ctx: dict, stage: str, env: dict | None) -> dict:
     from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 
     from releasegate import pipeline
+    from releasegate.airflow_glue.log_groups import emit, log_groups
 
+    _name_map_index(stage)
     context = RunContext(**ctx)
     if stage not in pipeline.stage_names(pipeline.policy_of(context)):
         raise AirflowSkipException(f"{stage}: not in this service's policy")
     result = pipeline.run_stage(context, stage, env)
+    emit(log_groups(result), log)
     if result.status is Status.error:
         raise AirflowException(f"{stage}: {result.error}")
     return {"stage": result.stage, "status": result.status.value, "summary": result.summary}
+
+
+def _name_map_index(stage: str) -> None:
+    """The mapped tasks' `map_index_template` ("{{ stage }}") reads the stage's name from the task's context."""
+    from airflow.sdk import get_current_context
+
+    try:
+        get_current_context()["stage"] = stage  # type: ignore[typeddict-unknown-key]
+    except RuntimeError:  # called outside a running task (a test of the glue): nothing to name
+        pass
+
+
+def release_ready(ctx: dict, outcome: dict, airflow_run_id: str) -> dict:
+    """The `releasegate_release_ready` asset event's extra: what a consumer needs to act on a GO (plain strings:
+    an asset event's extra is JSON)."""
+    return {"service": str(outcome.get("service", ctx["service"])),
+            "version": str(outcome.get("version", ctx["version"])),
+            "run_id": str(outcome.get("run_id", ctx["run_id"])), "airflow_run_id": airflow_run_id,
+            "decision": str(outcome["decision"]), "report": str(outcome.get("report", ""))}
 
 
 def stop(ctx: dict, env: dict | None) -> str:

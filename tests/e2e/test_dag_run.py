@@ -47,3 +47,26 @@ def test_dag_and_cli_reach_the_same_verdict(airflow_env, demo_cli_runs, version)
     assert from_dag["run_id"].startswith("release_gate__")
     assert Path(from_dag["report"]).is_file()
     assert "canary-Zq8v41xT" not in task_log, "a secret printed by a failing test reached the task log"
+    suites = operator_view(airflow_env, from_dag["run_id"].removeprefix("release_gate__"))
+    assert {"pytest[unit]", "pytest[integration]"} <= suites["map_names"], "mapped suites named by stage"
+    if from_dag["decision"] == "GO":
+        [extra] = suites["release_ready"]
+        assert extra == {**extra, "service": "inventory", "version": version, "decision": "GO",
+                         "run_id": from_dag["run_id"]}
+    else:
+        assert suites["release_ready"] == []
+        assert "::group::pytest[unit]: 3 failing test(s)" in task_log and "::endgroup::" in task_log
+
+
+def operator_view(env: dict[str, str], airflow_run_id: str) -> dict:
+    """What the UI shows of a run, from Airflow's own database: mapped suites' names and the asset events."""
+    import sqlite3
+
+    with sqlite3.connect(Path(env["AIRFLOW_HOME"]) / "airflow.db") as db:
+        names = {row[0] for row in db.execute(
+            "SELECT rendered_map_index FROM task_instance WHERE run_id = ? AND task_id = 'run_suite'",
+            (airflow_run_id,))}
+        events = [json.loads(row[0]) for row in db.execute(
+            "SELECT e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id "
+            "WHERE a.name = 'releasegate_release_ready' AND e.source_run_id = ?", (airflow_run_id,))]
+    return {"map_names": names, "release_ready": events}
