@@ -194,6 +194,16 @@ class AppliedWaiver(_Model):
     title: str = ""           # the waived finding
 
 
+class Approval(_Model):
+    """A person's acceptance, in Airflow's approval step, of the evidence an INCONCLUSIVE run lacks: the missing
+    evidence it names (reason fingerprints) stops deciding; anything else still decides."""
+
+    approver: str             # the authenticated Airflow user who chose "Approve"
+    requested_by: str = ""    # who triggered the run (may not approve it)
+    approved_at: datetime
+    accepted: list[str] = Field(default_factory=list)  # fingerprints of the missing-evidence reasons accepted
+
+
 class DefectChange(_Model):
     fingerprint: str
     title: str
@@ -211,6 +221,7 @@ class Verdict(_Model):
     waivers: list[AppliedWaiver] = Field(default_factory=list)
     defects: list[DefectChange] = Field(default_factory=list)
     advisory_data: AdvisoryData | None = None  # the vulnerability data the dependency audit used
+    approval: Approval | None = None  # an approver accepted missing evidence of this run (it decided otherwise)
 
     @property
     def new_defects(self) -> list[DefectChange]:

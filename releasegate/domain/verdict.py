@@ -13,6 +13,7 @@ from datetime import datetime
 from releasegate.domain.fingerprint import fingerprint
 from releasegate.domain.models import (
     AppliedWaiver,
+    Approval,
     Decision,
     Finding,
     Reason,
@@ -30,12 +31,16 @@ class ExpectedStage:
 
 
 def decide(results: Iterable[StageResult], expected: Iterable[ExpectedStage], now: datetime,
-           policy_digest: str = "", waivers: Mapping[str, AppliedWaiver] | None = None) -> Verdict:
-    """`waivers`: the waivers active at `now`, by fingerprint; the verdict lists those that applied."""
+           policy_digest: str = "", waivers: Mapping[str, AppliedWaiver] | None = None,
+           approval: Approval | None = None) -> Verdict:
+    """`waivers`: the waivers active at `now`, by fingerprint; the verdict lists those that applied. `approval`: a
+    person accepted the missing evidence it names; those reasons stay listed, as not deciding, and the verdict
+    carries the approval when it accepted any of them (missing evidence it does not name still decides)."""
     by_name = {r.stage: r for r in results}
     waivers = waivers or {}
     expected = list(expected)
     missing = _missing_evidence(expected, by_name) + _nothing_checked(expected)
+    missing, approval = _accepted(missing, approval)
     blocking = [reason for r in by_name.values() if r.status is not Status.error
                 for reason in _blocking_reasons(r, frozenset(waivers))]
     applied = _applied_waivers(by_name.values(), waivers)
@@ -48,7 +53,22 @@ def decide(results: Iterable[StageResult], expected: Iterable[ExpectedStage], no
     reasons = sorted(missing + blocking, key=lambda x: (-x.severity.rank, x.stage, x.message))
     advisory_data = next((r.advisory_data for r in by_name.values() if r.advisory_data is not None), None)
     return Verdict(decision=decision, reasons=reasons, decided_at=now, policy_digest=policy_digest, waivers=applied,
-                   advisory_data=advisory_data)
+                   advisory_data=advisory_data, approval=approval)
+
+
+def _accepted(missing: list[Reason], approval: Approval | None) -> tuple[list[Reason], Approval | None]:
+    """The missing-evidence reasons with those the approval accepted no longer deciding (low, and saying who
+    accepted them); the approval as far as it applied (None when it accepted nothing this verdict holds)."""
+    if approval is None:
+        return missing, None
+    accepted = set(approval.accepted)
+    applied = [r.fingerprint for r in missing if r.fingerprint in accepted and r.severity is not Severity.low]
+    if not applied:
+        return missing, None
+    note = f" (accepted by {approval.approver} at {approval.approved_at:%Y-%m-%d %H:%M} UTC: not deciding)"
+    return ([r.model_copy(update={"severity": Severity.low, "message": r.message + note})
+             if r.fingerprint in applied else r for r in missing],
+            approval.model_copy(update={"accepted": applied}))
 
 
 def _applied_waivers(results: Iterable[StageResult], waivers: Mapping[str, AppliedWaiver]) -> list[AppliedWaiver]:

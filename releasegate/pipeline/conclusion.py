@@ -13,8 +13,9 @@ from datetime import datetime
 
 from releasegate.atomic import Staged, write_atomic
 from releasegate.context import RunContext
-from releasegate.domain.models import AppliedWaiver, DefectChange, StageResult, Verdict
+from releasegate.domain.models import AppliedWaiver, Approval, DefectChange, StageResult, Verdict
 from releasegate.domain.verdict import ExpectedStage, decide
+from releasegate.pipeline.approval import run_approval
 from releasegate.pipeline.defects import active_waivers, record_defects
 from releasegate.pipeline.faults import GATE_KIND, attempt, cause, gate_fault
 from releasegate.pipeline.outcome import Outcome, verdict_json
@@ -48,7 +49,9 @@ def conclude(ctx: RunContext, known: Iterable[StageResult] = ()) -> Outcome:
     recorded = attempt(faults, "defects", lambda: record_defects(ctx, results, decided_at, frozenset(waivers)))
     defects, changes = recorded if isinstance(recorded, tuple) else ([], [])
     versions = attempt(faults, "tool_versions", tool_versions) or {}
-    return _keep(_Conclusion(ctx, digest, results, faults, expected, decided_at, waivers, defects, changes, versions))
+    approval = attempt(faults, "approval", lambda: run_approval(ctx.run_id))
+    return _keep(_Conclusion(ctx, digest, results, faults, expected, decided_at, waivers, defects, changes, versions,
+                             approval))
 
 
 @dataclass
@@ -63,6 +66,7 @@ class _Conclusion:
     defects: list[dict]
     changes: list[DefectChange]
     versions: dict[str, str]
+    approval: Approval | None = None  # missing evidence a person accepted in the run's approval step
 
     @property
     def everything(self) -> list[StageResult]:
@@ -71,7 +75,8 @@ class _Conclusion:
     def verdict(self) -> Verdict:
         everything = self.everything
         gate_steps = [ExpectedStage(r.stage, r.required) for r in everything if r.kind == GATE_KIND]
-        verdict = decide(everything, [*self.expected, *gate_steps], self.decided_at, self.digest, self.waivers)
+        verdict = decide(everything, [*self.expected, *gate_steps], self.decided_at, self.digest, self.waivers,
+                         self.approval)
         return verdict.model_copy(update={"defects": self.changes})
 
     def outcome(self, verdict: Verdict) -> Outcome:

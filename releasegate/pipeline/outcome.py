@@ -31,14 +31,15 @@ class Outcome:
                 "waivers": [w.model_dump(mode="json") for w in self.verdict.waivers],
                 "defects": [d.model_dump(mode="json") for d in self.verdict.defects],
                 "advisory_data": (self.verdict.advisory_data.model_dump(mode="json")
-                                  if self.verdict.advisory_data else None)}
+                                  if self.verdict.advisory_data else None),
+                "approval": self.verdict.approval.model_dump(mode="json") if self.verdict.approval else None}
 
 
 def load_outcome(ctx: RunContext) -> Outcome:
     data = json.loads((ctx.evidence / "verdict.json").read_text(encoding="utf-8"))
     verdict = Verdict(decision=Decision(data["decision"]), reasons=data["reasons"], waivers=data["waivers"],
                       defects=data["defects"], decided_at=datetime.fromisoformat(data["decided_at"]),
-                      advisory_data=data.get("advisory_data"))
+                      advisory_data=data.get("advisory_data"), approval=data.get("approval"))
     return Outcome(ctx.run_id, ctx.service, ctx.version, verdict, data["report"], ctx.evidence_dir)
 
 

@@ -70,3 +70,35 @@ def test_a_policy_that_checks_nothing_is_never_go():
     nothing = decide([], [], NOW)
     assert (provision_only.decision, nothing.decision) == (Decision.INCONCLUSIVE, Decision.INCONCLUSIVE)
     assert "plans no stage that checks the release" in nothing.reasons[0].message
+
+
+def approval_of(*stages: str, by: str = "bob"):
+    from releasegate.domain.fingerprint import fingerprint
+    from releasegate.domain.models import Approval
+
+    return Approval(approver=by, requested_by="alice", approved_at=NOW,
+                    accepted=[fingerprint("missing-evidence", s) for s in stages])
+
+
+def test_an_approval_of_the_missing_evidence_decides_on_the_rest():
+    errored = [result("a", Status.error, error="schema unreachable"), result("b")]
+    approved = decide(errored, EXPECTED, NOW, approval=approval_of("a"))
+
+    assert approved.decision is Decision.GO
+    assert approved.approval.approver == "bob" and len(approved.approval.accepted) == 1
+    [reason] = [r for r in approved.reasons if r.stage == "a"]
+    assert reason.severity is Severity.low and "accepted by bob" in reason.message and "schema unreachable" in reason.message
+    # what still blocks still blocks: the approval covers missing evidence, never a finding
+    blocked = decide([result("a", Status.error, error="x"), result("b", Status.failed, [finding("f1")])], EXPECTED,
+                     NOW, approval=approval_of("a"))
+    assert blocked.decision is Decision.NO_GO and blocked.approval is not None
+
+
+def test_an_approval_that_does_not_cover_every_gap_leaves_the_run_inconclusive():
+    two_gaps = [result("a", Status.error, error="x")]  # b produced nothing either
+    partly = decide(two_gaps, EXPECTED, NOW, approval=approval_of("a"))
+    unrelated = decide(two_gaps, EXPECTED, NOW, approval=approval_of("zzz"))
+
+    assert partly.decision is Decision.INCONCLUSIVE
+    assert [r.stage for r in partly.reasons if r.severity is not Severity.low] == ["b"]
+    assert (unrelated.decision, unrelated.approval) == (Decision.INCONCLUSIVE, None)

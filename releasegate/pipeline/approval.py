@@ -1,0 +1,115 @@
+"""A person's decision on a run the gate could not decide: Airflow's approval step asks, this module records.
+
+An INCONCLUSIVE run can go to an approval step (the DAG's ``ask_approval``, Airflow's human-in-the-loop
+operator): an approver who is not the person who triggered the run may accept the missing evidence it names.
+The answer is kept in the audit trail (``run.approved``, ``run.approval_refused``, ``run.approval_rejected``:
+hash-chained, naming the Airflow user), and an approval is an input of the verdict like a waiver: the run is
+concluded again, and the accepted gaps stop deciding while everything else (a blocking finding, a gap it did
+not name) still decides. Nothing is approved by silence: a timeout is a rejection.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from releasegate.context import RunContext
+from releasegate.domain.models import Approval, Decision, Severity
+from releasegate.domain.waiver_rules import canonical_identity
+from releasegate.records import store
+from releasegate.records.audit import record
+
+log = logging.getLogger("releasegate")
+APPROVE, REJECT = "Approve", "Reject"
+APPROVED = "run.approved"
+
+
+def needs_approval(outcome: dict[str, Any]) -> bool:
+    """Whether a concluded run can go to a person: INCONCLUSIVE, with missing evidence to accept."""
+    return outcome.get("decision") == Decision.INCONCLUSIVE.value and bool(gaps(outcome))
+
+
+def gaps(outcome: dict[str, Any]) -> list[dict[str, Any]]:
+    """The reasons an approval can accept: the missing evidence that decides (a gate fault included)."""
+    return [r for r in outcome.get("reasons", []) if str(r.get("message", "")).startswith("missing_evidence")
+            and r.get("severity") != Severity.low.value and r.get("fingerprint")]
+
+
+def request_text(outcome: dict[str, Any], requested_by: str | None, shown: int = 10) -> tuple[str, str]:
+    """The approval step's subject and body (Markdown, as Airflow's UI shows it)."""
+    subject = f"{outcome['service']} {outcome['version']}: INCONCLUSIVE — accept the missing evidence?"
+    lines = ["The gate could not decide this release: the evidence below is missing. **Approve** accepts it for "
+             "this run only (it stops deciding; every finding still decides); **Reject** or no answer keeps the "
+             "run INCONCLUSIVE.", ""]
+    found = gaps(outcome)
+    lines += [f"- `{r['stage']}`: {_one_line(r['message'])}" for r in found[:shown]]
+    if len(found) > shown:
+        lines.append(f"- and {len(found) - shown} more (see the report)")
+    lines += ["", f"Triggered by: {requested_by or 'unknown'} (who may not approve it). Report: {outcome.get('report', '')}"]
+    return subject, "\n".join(lines)
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def settle(ctx: RunContext, outcome: dict[str, Any], response: dict[str, Any] | None,
+           requested_by: str | None) -> tuple[str, str]:
+    """Record the approval step's answer; (what happened, why) — ``approved`` (the run must be concluded again),
+    ``rejected``, ``timed_out`` or ``refused`` (the approver triggered the run, or the answer names nobody)."""
+    now = datetime.now(UTC)
+    chosen = (response or {}).get("chosen_options") or []
+    user = (response or {}).get("responded_by_user") or {}
+    approver = str(user.get("name") or user.get("id") or "")
+    accepted = [r["fingerprint"] for r in gaps(outcome)]
+    base = {"decision_before": outcome.get("decision"), "requested_by": requested_by or "", "accepted": accepted}
+    if chosen != [APPROVE]:
+        what = "timed_out" if response is None or not approver else "rejected"
+        why = ("no answer before the approval step's deadline (a timeout rejects)" if what == "timed_out"
+               else f"{approver} rejected it")
+        _audit(ctx, "run.approval_rejected", base | {"outcome": what, "by": approver}, now, approver or None)
+        return what, why
+    refusal = _refusal(approver, requested_by)
+    if refusal:
+        _audit(ctx, "run.approval_refused", base | {"by": approver, "why": refusal}, now, approver or None)
+        return "refused", refusal
+    approval = Approval(approver=approver, requested_by=requested_by or "", approved_at=now, accepted=accepted)
+    _audit(ctx, APPROVED, base | approval.model_dump(mode="json"), now, approver)
+    return "approved", f"{approver} accepted {len(accepted)} missing piece(s) of evidence"
+
+
+def _refusal(approver: str, requested_by: str | None) -> str | None:
+    """Why this approval cannot stand, if it cannot: no approver, a run nobody is known to have triggered (so
+    self-approval could not be ruled out), or the approver is the person who triggered it (in any spelling)."""
+    if not approver:
+        return "the approval names no Airflow user"
+    if not requested_by:
+        return ("nobody is recorded as having triggered this run, so approving it yourself could not be ruled out: "
+                "trigger it as a named Airflow user (the UI, the REST API or `releasegate trigger`)")
+    try:
+        same = canonical_identity(approver, "approver") == canonical_identity(requested_by, "requester")
+    except ValueError as exc:
+        return f"cannot compare the approver with the requester: {exc}"
+    if same:
+        return (f"{approver} triggered this run and cannot approve it: another Airflow user with access to the "
+                "release_gate DAG must answer")
+    return None
+
+
+def _audit(ctx: RunContext, kind: str, payload: dict[str, Any], at: datetime, actor: str | None) -> None:
+    store.transaction(lambda uow: record(uow, kind, f"{ctx.service}:{ctx.version}", payload, at, ctx.run_id,
+                                         actor=actor), what=f"recording {kind}")
+    log.info("%s for %s %s: %s", kind, ctx.service, ctx.version, {k: v for k, v in payload.items() if k != "accepted"})
+
+
+def run_approval(run_id: str) -> Approval | None:
+    """The run's approval (its last ``run.approved`` event), if anyone gave one."""
+    with store.unit_of_work() as uow:
+        events = uow.audit.events(run_id=run_id, kind=APPROVED)
+    if not events:
+        return None
+    payload = events[-1]["payload"]
+    return Approval(approver=payload["approver"], requested_by=payload.get("requested_by", ""),
+                    approved_at=datetime.fromisoformat(payload["approved_at"]), accepted=payload.get("accepted", []))

@@ -1,0 +1,101 @@
+"""A person's answer to an INCONCLUSIVE run, as the DAG's approval step records it: an approval by someone other
+than the person who triggered the run accepts the missing evidence it names and the run is concluded again; a
+self-approval, an approval that names nobody, a run nobody is known to have triggered, a rejection and a timeout
+change nothing. Every answer is in the audit trail, naming the Airflow user."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from releasegate import pipeline
+from releasegate.pipeline.approval import needs_approval, request_text, settle
+from releasegate.records import store
+from tests.support.faults import tiny_policy
+
+
+def inconclusive_run(tmp_path: Path, blocking: bool = False):
+    """A run of a tiny service whose second suite points at a folder that does not exist (pytest exits 4: the
+    gate cannot decide); with ``blocking``, a third suite fails a test (what still blocks after an approval)."""
+    suites = [{"name": "unit", "paths": ["tests"]}, {"name": "gone", "paths": ["no-such-folder"]}]
+    if blocking:
+        suites.append({"name": "red", "paths": ["red"]})
+    policy = tiny_policy(tmp_path, environment=False, extra={"suites": suites})
+    if blocking:
+        (tmp_path / "tiny" / "1.0.0" / "red").mkdir()
+        (tmp_path / "tiny" / "1.0.0" / "red" / "test_red.py").write_text("def test_red():\n    assert 1 == 2\n")
+    ctx = pipeline.begin(policy, "1.0.0", run_id=f"release_gate__manual-{tmp_path.name}")
+    for name in pipeline.stage_names(pipeline.policy_of(ctx)):
+        pipeline.run_stage(ctx, name, None)
+    pipeline.finish(ctx, None)
+    return ctx, pipeline.conclude(ctx).as_json()
+
+
+def answer(choice: str, user: str) -> dict:
+    return {"chosen_options": [choice], "params_input": {},
+            "responded_by_user": {"id": user, "name": user}, "responded_at": "2026-12-01T10:00:00+00:00"}
+
+
+def audit(run_id: str) -> list[tuple[str, str | None, dict]]:
+    with store.unit_of_work() as uow:
+        events = uow.audit.events(run_id=run_id)
+        assert uow.audit.verify()["ok"]
+    return [(e["kind"], e["actor"], e["payload"]) for e in events if e["kind"].startswith("run.approval")
+            or e["kind"] == "run.approved"]
+
+
+def test_an_approval_by_another_user_turns_the_run_to_go_and_names_them(tmp_path):
+    ctx, outcome = inconclusive_run(tmp_path)
+    assert outcome["decision"] == "INCONCLUSIVE" and needs_approval(outcome)
+    subject, body = request_text(outcome, "alice")
+    assert "INCONCLUSIVE" in subject and "`pytest[gone]`" in body and "alice" in body
+
+    what, why = settle(ctx, outcome, answer("Approve", "bob"), requested_by="alice")
+    again = pipeline.conclude(ctx)
+
+    assert (what, why) == ("approved", "bob accepted 1 missing piece(s) of evidence")
+    assert again.verdict.decision.value == "GO"
+    assert again.verdict.approval.approver == "bob" and again.verdict.approval.requested_by == "alice"
+    saved = json.loads((ctx.evidence / "verdict.json").read_text())
+    assert saved["decision"] == "GO" and saved["approval"]["approver"] == "bob"
+    assert "accepted by bob" in (ctx.evidence / "report.html").read_text(encoding="utf-8")
+    [(kind, actor, payload)] = audit(ctx.run_id)
+    assert (kind, actor, payload["requested_by"], payload["decision_before"]) == ("run.approved", "bob", "alice",
+                                                                                  "INCONCLUSIVE")
+
+
+def test_an_approval_accepts_missing_evidence_never_a_failing_test(tmp_path):
+    ctx, outcome = inconclusive_run(tmp_path, blocking=True)
+    assert outcome["decision"] == "INCONCLUSIVE"
+
+    assert settle(ctx, outcome, answer("Approve", "bob"), requested_by="alice")[0] == "approved"
+    again = pipeline.conclude(ctx)
+
+    assert again.verdict.decision.value == "NO_GO"
+    assert [r.stage for r in again.verdict.reasons if r.severity.value != "low"] == ["pytest[red]"]
+
+
+REFUSED_OR_REJECTED = [
+    (answer("Approve", "Alice"), "alice", "refused", "Alice triggered this run and cannot approve it"),
+    (answer("Approve", "bob"), None, "refused", "nobody is recorded as having triggered this run"),
+    (answer("Approve", ""), "alice", "refused", "the approval names no Airflow user"),
+    (answer("Reject", "bob"), "alice", "rejected", "bob rejected it"),
+    (None, "alice", "timed_out", "no answer before the approval step's deadline"),
+    ({"chosen_options": ["Reject"], "responded_by_user": None}, "carol", "timed_out", "a timeout rejects"),
+]
+
+
+def test_nothing_but_an_approval_by_someone_else_changes_the_verdict(tmp_path):
+    ctx, outcome = inconclusive_run(tmp_path)
+
+    for n, (response, requested_by, what, why) in enumerate(REFUSED_OR_REJECTED, start=1):
+        got, reason = settle(ctx, outcome, response, requested_by)
+        again = pipeline.conclude(ctx)
+
+        assert got == what and why in reason, (what, reason)
+        assert again.verdict.decision.value == "INCONCLUSIVE" and again.verdict.approval is None, what
+        events = audit(ctx.run_id)
+        assert len(events) == n
+        kind, _actor, payload = events[-1]
+        assert kind == ("run.approval_refused" if what == "refused" else "run.approval_rejected"), what
+        assert payload["accepted"] and payload["decision_before"] == "INCONCLUSIVE"
