@@ -59,24 +59,25 @@ def _on_gate_failure(context: dict[str, Any], repo_root: Path | None) -> str:
         log.warning("Slack: run %s of %s failed before its verdict, and no channel is known to tell (the policy "
                     "has no notify.slack and %s is not set)", run_id, dag_id, FAILURE_CHANNEL_ENV)
         return "no channel"
-    failed = sorted(task for task, state in (states or {}).items() if state == "failed") or \
-        ([last_task] if last_task else [])
+    failed = sorted(task for task, state in (states or {}).items() if state == "failed")
     message = failure_message(dag_id, run_id, conf, failed, str(context.get("reason") or ""), last_task)
     _send(conn_id, channel, message, context)
     log.info("Slack: told %s that run %s of %s failed (task(s): %s)", channel, run_id, dag_id,
-             ", ".join(failed) or "unknown")
+             ", ".join(failed) or f"{last_task} failed last")
     return "told"
 
 
 def failure_message(dag_id: str, run_id: str, conf: dict[str, Any], failed: list[str], reason: str,
                     last_task: str | None) -> dict[str, Any]:
-    """The message: what broke (service, version, DAG run, failed tasks), that there is no verdict, and where to
-    look. Every value escaped and redacted."""
+    """The message: what broke (service, version, DAG run, the failed tasks when Airflow told them, else the task
+    that failed last), that there is no verdict, and where to look. Every value escaped and redacted."""
     what = f"{_escape(conf.get('service') or '?')}@{_escape(conf.get('version') or '?')}"
-    tasks = ", ".join(f"`{_escape(t)}`" for t in failed) or "unknown"
+    if failed:
+        tasks = "failed task(s): " + ", ".join(f"`{_escape(t)}`" for t in failed)
+    else:
+        tasks = f"failed last: `{_escape(last_task)}`" if last_task else "failed task: unknown"
     lines = [f":rotating_light: *The release gate broke before it could tell its verdict*: {what}",
-             f"DAG `{_escape(dag_id)}`, run `{_escape(run_id)}` — failed task(s): {tasks}"
-             + (f" ({_escape(reason)})" if reason else ""),
+             f"DAG `{_escape(dag_id)}`, run `{_escape(run_id)}` — {tasks}" + (f" ({_escape(reason)})" if reason else ""),
              "There is no verdict for this release: read the failed task's log, fix the cause, then clear the "
              "task (a re-run of the same run tells its verdict as usual)."]
     links = [f"<{_escape(url)}|{label}>" for url, label in (
@@ -85,7 +86,7 @@ def failure_message(dag_id: str, run_id: str, conf: dict[str, Any], failed: list
         if url]
     if links:
         lines.append(" · ".join(links))
-    text = f"Release gate broke: {what} — DAG run {_escape(run_id)} — failed task(s): {', '.join(failed) or '?'}"
+    text = f"Release gate broke: {what} — DAG run {_escape(run_id)} — {tasks}"
     return redact_payload({"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn",
                                                                                  "text": "\n".join(lines)}}]})
 
@@ -110,7 +111,8 @@ def _task_states(dag_id: str, run_id: str) -> dict[str, Any] | None:
         states = RuntimeTaskInstance.get_task_states(dag_id=dag_id, run_ids=[run_id])
         return dict(states.get(run_id) or {})
     except Exception as exc:  # noqa: BLE001 (no supervisor to ask: the gate database decides)
-        log.debug("task states of %s not available (%s)", run_id, type(exc).__name__)
+        log.info("Slack: the task states of run %s are not available here (%s: %s); the gate database decides",
+                 run_id, type(exc).__name__, redact(str(exc)))
         return None
 
 

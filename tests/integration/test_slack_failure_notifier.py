@@ -86,7 +86,7 @@ def test_a_run_that_broke_in_open_run_tells_slack_the_run_and_the_task(dag, slac
     assert request.headers["Authorization"] == f"Bearer {TOKEN}" and request.body["channel"] == "#releases"
     text = text_of(message)
     assert "The release gate broke before it could tell its verdict" in text and "shop@1.4.2" in text
-    assert f"run `{DAG_RUN}`" in text and "failed task(s): `open_run`" in text
+    assert f"run `{DAG_RUN}`" in text and "failed last: `open_run`" in text   # no supervisor: the last one
     assert f"<{AIRFLOW}/dags/release_gate/runs/{DAG_RUN}|Open the Airflow run>" in text
     assert f"<{AIRFLOW}/dags/release_gate/runs/{DAG_RUN}/tasks/open_run|the log of open_run>" in text
 
@@ -96,7 +96,7 @@ def test_a_broken_compile_report_tells_slack_even_though_enforce_failed_last(dag
                                                        "policy": policy(tmp_path)})
 
     assert on_gate_failure(context, ROOT) == "told"          # no notification recorded: the verdict was not told
-    assert "failed task(s): `enforce_verdict`" in text_of(slack.top_level()[0])
+    assert "failed last: `enforce_verdict`" in text_of(slack.top_level()[0])
 
 
 def test_a_run_whose_verdict_was_told_posts_nothing_more(dag, slack, tmp_path, cli_db):
@@ -155,3 +155,51 @@ def test_slack_refusing_the_token_is_logged_not_raised(dag, slack, tmp_path, cli
     with caplog.at_level("WARNING", logger="releasegate"):
         assert on_gate_failure(context, ROOT).startswith("failed")
     assert "invalid_auth" in caplog.text and "xoxb-wrong-0000-zzzz" not in caplog.text
+
+
+class DagProcessorComms:
+    """Stands where the DAG processor's channel to its manager stands in a callback (task_runner.SUPERVISOR_COMMS):
+    answers GetTaskStates with the states given, as the execution API's /task-instances/states does."""
+
+    def __init__(self, states: dict[str, str]) -> None:
+        self.states = states
+        self.asked: list = []
+
+    def send(self, msg):
+        from airflow.sdk.execution_time.comms import GetTaskStates, TaskStatesResult
+
+        assert isinstance(msg, GetTaskStates)
+        self.asked.append((msg.dag_id, msg.run_ids))
+        return TaskStatesResult(task_states={DAG_RUN: self.states})
+
+
+@pytest.fixture
+def comms(monkeypatch):
+    from airflow.sdk.execution_time import task_runner
+
+    def install(states: dict[str, str]) -> DagProcessorComms:
+        channel = DagProcessorComms(states)
+        monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", channel, raising=False)
+        return channel
+
+    return install
+
+
+def test_with_airflow_telling_the_states_every_failed_task_is_named(dag, slack, tmp_path, cli_db, comms):
+    channel = comms({"open_run": "failed", "provision": "upstream_failed", "verdict": "failed",
+                     "notify_no_go": "upstream_failed", "enforce_verdict": "upstream_failed"})
+    context = failure_context(dag, "verdict", {"service": "shop", "version": "1.4.2", "policy": policy(tmp_path)})
+
+    assert on_gate_failure(context, ROOT) == "told"
+    assert channel.asked == [("release_gate", [DAG_RUN])]
+    assert "failed task(s): `open_run`, `verdict`" in text_of(slack.top_level()[0])
+
+
+def test_with_airflow_telling_a_notify_task_succeeded_nothing_more_is_posted(dag, slack, tmp_path, cli_db, comms):
+    comms({"open_run": "success", "compile_report": "success", "notify_no_go": "success",
+           "notify_go": "skipped", "verdict": "success", "enforce_verdict": "failed"})
+    context = failure_context(dag, "enforce_verdict", {"service": "shop", "version": "1.4.2",
+                                                       "policy": policy(tmp_path)})
+
+    assert on_gate_failure(context, ROOT) == "verdict told"
+    assert slack.requests == []
