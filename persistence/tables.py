@@ -214,6 +214,20 @@ class NotificationRow(Base):
     shown_decision: Mapped[str | None] = mapped_column(String(16))   # the decision that message shows
 
 
+class LoadSampleRow(Base):
+    """What a later run's baseline comparison needs of this run's load test: per percentile, the overall value
+    and the per-interval values Locust recorded (docs/decisions/0016)."""
+
+    __tablename__ = "load_samples"
+    __table_args__ = (UniqueConstraint("run_id", "metric"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(String(250), _run_fk())
+    metric: Mapped[str] = mapped_column(String(64))
+    value: Mapped[float] = mapped_column(Float)
+    samples: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+
+
 class WaiverRow(Base):
     """A documented exception: one finding of one service may ship until ``expires_on`` (exclusive)."""
 

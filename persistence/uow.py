@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from persistence.audit import AuditRepository
 from persistence.defects import DefectRepository
+from persistence.load_samples import LoadSampleRepository
 from persistence.repositories import NotificationRepository, RunRepository, StageRepository, VerdictRepository
 from persistence.waivers import WaiverRepository
 
@@ -47,6 +48,7 @@ class UnitOfWork:
         self.verdicts = VerdictRepository(self.session)
         self.defects = DefectRepository(self.session)
         self.notifications = NotificationRepository(self.session)
+        self.load_samples = LoadSampleRepository(self.session)
         self.audit = AuditRepository(self.session) if self._scrub is None else ScrubbedAudit(self.session, self._scrub)
         self.waivers = WaiverRepository(self.session, self.audit)
         return self

@@ -91,6 +91,32 @@ class Telemetry(_Spec):
     severity: Severity = Field(Severity.high, description="Severity of a missing metric or a disagreeing counter.")
 
 
+class Baseline(_Spec):
+    """Compare the run's latency with an earlier GO of the same service (the last one, or the last GO of a pinned
+    version): a percentile that rose by more than `max_change` blocks, though it may be under its budget.
+
+    The rise must also be significant: the Mann-Whitney U test (one-sided, on the per-interval percentiles Locust
+    records) must reject "no rise" at `alpha`. With fewer than `min_samples` intervals on either side the rise
+    alone decides. Without an earlier GO (a service's first run) there is nothing to compare and the summary says so.
+    """
+
+    version: str | None = Field(None, min_length=1, description="Compare with this version's last GO; default: the "
+                                                                "service's last GO before this run.")
+    max_change: dict[Literal["p50_ms", "p95_ms", "p99_ms"], float] = Field(
+        description="Allowed relative rise per percentile over the baseline, e.g. {p95_ms: 0.2} for 20 %.")
+    alpha: float = Field(0.05, gt=0, lt=1, description="Significance level of the Mann-Whitney U test.")
+    min_samples: int = Field(5, ge=2, le=100000, description="Intervals each side needs for the U test to count.")
+
+    @field_validator("max_change")
+    @classmethod
+    def _changes(cls, changes: dict[str, float]) -> dict[str, float]:
+        if not changes:
+            raise ValueError("name at least one percentile, e.g. {p95_ms: 0.2}")
+        if any(not 0 <= change <= 100 for change in changes.values()):
+            raise ValueError("a change is a ratio between 0 and 100, e.g. 0.2 for 20 %")
+        return changes
+
+
 class Load(_Spec):
     locustfile: str = Field(description="Locust file, relative to the service source.")
     profile: Literal["load", "stress", "soak"] = "load"
@@ -108,6 +134,8 @@ class Load(_Spec):
     soak: Soak | None = Field(None, description="Windows and limits for profile soak; default: Soak's defaults.")
     distributed: Distributed | None = Field(None, description="Run Locust with worker processes.")
     telemetry: Telemetry | None = Field(None, description="Cross-check the service's /metrics against Locust.")
+    baseline: Baseline | None = Field(None, description="Compare latency with the service's last GO (or a pinned "
+                                                        "version's): a rise beyond max_change blocks.")
 
     @model_validator(mode="after")
     def _profile_sections(self) -> Load:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -31,6 +32,14 @@ from releasegate.domain.models import Artifact, Attempt, Finding, Metric, Severi
 from releasegate.environment import Environment
 from releasegate.policy import Load, Policy
 from releasegate.stages.base import fresh_folder, guarded, now
+from releasegate.stages.locust_baseline import (
+    BaselineRun,
+    Judged,
+    find_baseline,
+    judge,
+    keep_samples,
+    samples_of,
+)
 from releasegate.stages.locust_budgets import (
     Outcome,
     budget_breaches,
@@ -80,6 +89,8 @@ def _run(load: Load, ctx: RunContext, env: Environment | None, started: datetime
     if env is None:
         raise StageError("the load test needs the running service, but provisioning did not give one — "
                          "see the provision stage")
+    # the baseline first: a pinned version the gate has no GO of fails before the load is spent
+    versus = Versus(ctx.run_id, find_baseline(ctx.service, ctx.run_id, load.baseline)) if load.baseline else None
     folder = fresh_folder(ctx.evidence / "locust")
     if load.profile == "stress":
         measured = measure(load, ctx, env, folder, attempt=1)
@@ -87,11 +98,20 @@ def _run(load: Load, ctx: RunContext, env: Environment | None, started: datetime
     if load.profile == "soak":
         with RssSampler(env.pid, env.pid_created) as rss:
             measured = measure(load, ctx, env, folder, attempt=1)
-        return _result(load, measured, started, 1, folder, soak(load, measured, rss.samples, folder))
-    return _steady(load, ctx, env, folder, started)
+        return _result(load, measured, started, 1, folder, soak(load, measured, rss.samples, folder), versus)
+    return _steady(load, ctx, env, folder, started, versus)
 
 
-def _steady(load: Load, ctx: RunContext, env: Environment, folder: Path, started: datetime) -> StageResult:
+@dataclass(frozen=True)
+class Versus:
+    """What this run is compared with (load.baseline), and the run that keeps its samples for later ones."""
+
+    run_id: str
+    baseline: BaselineRun | None
+
+
+def _steady(load: Load, ctx: RunContext, env: Environment, folder: Path, started: datetime,
+            versus: Versus | None = None) -> StageResult:
     measured = measure(load, ctx, env, folder, attempt=1)
     breaches = budget_breaches(load, measured.stats)
     attempts = [_attempt_row(load, 1, started, measured, breaches, "")]
@@ -103,7 +123,7 @@ def _steady(load: Load, ctx: RunContext, env: Environment, folder: Path, started
         attempts.append(_attempt_row(load, 2, began, measured, budget_breaches(load, measured.stats),
                                      f"re-measured after a {load.remeasure_cooldown_s:g} s cool-down: "
                                      "a breach blocks only if it holds twice"))
-    return _result(load, measured, started, len(attempts), folder, Outcome(attempt_log=attempts))
+    return _result(load, measured, started, len(attempts), folder, Outcome(attempt_log=attempts), versus)
 
 
 def _attempt_row(load: Load, number: int, started: datetime, measured: Measurement, breaches: list,
@@ -116,7 +136,7 @@ def _attempt_row(load: Load, number: int, started: datetime, measured: Measureme
 
 
 def _result(load: Load, measured: Measurement, started: datetime, attempts: int, folder: Path,
-            outcome: Outcome) -> StageResult:
+            outcome: Outcome, versus: Versus | None = None) -> StageResult:
     stats = measured.stats
     total = stats[AGGREGATED]
     metrics = [Metric(name="requests", value=total.requests), Metric(name="failures", value=total.failures)]
@@ -129,11 +149,15 @@ def _result(load: Load, measured: Measurement, started: datetime, attempts: int,
     telemetry_metrics, telemetry_findings = check_telemetry(load, measured)
     metrics += telemetry_metrics
     findings += telemetry_findings
+    compared = _against_baseline(load, measured, versus)
+    metrics += compared.metrics
+    findings += compared.findings
     empty = total.requests < load.min_requests
     blocking = [f for f in findings if f.blocking]
     summary = (f"locust: {total.requests} requests, {total.error_rate:.2%} errors, {total.rps:.1f} req/s, "
                f"p95 {total.p95_ms:.0f} ms, p99 {total.p99_ms:.0f} ms; {len(blocking)} budget(s) breached"
-               f" (attempt {attempts})" + (f"; {outcome.summary}" if outcome.summary else "") + f"; csv: {folder}")
+               f" (attempt {attempts})" + (f"; {outcome.summary}" if outcome.summary else "")
+               + (f"; baseline {compared.summary}" if compared.summary else "") + f"; csv: {folder}")
     if empty:
         summary += f" — fewer than the {load.min_requests} requests the policy requires"
     log.info("%s", summary)
@@ -142,6 +166,15 @@ def _result(load: Load, measured: Measurement, started: datetime, attempts: int,
                        summary=summary, metrics=metrics, findings=findings, evidence_empty=empty,
                        artifacts=[Artifact.of(p) for p in sorted(folder.glob("*")) if p.is_file()],
                        attempt_log=outcome.attempt_log)
+
+
+def _against_baseline(load: Load, measured: Measurement, versus: Versus | None) -> Judged:
+    """The comparison with the baseline (load and soak profiles), after this run's samples are kept."""
+    if versus is None or load.baseline is None:
+        return Judged([], [], "")
+    current = samples_of(measured)
+    keep_samples(versus.run_id, current)
+    return judge(load, load.baseline, current, versus.baseline)
 
 
 def run_planned(policy: Policy, ctx: RunContext, env: Environment | None, planned: Planned) -> StageResult:
