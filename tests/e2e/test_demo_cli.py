@@ -1,6 +1,7 @@
 """The gate on its demo service through the CLI contract: 1.0.0 is GO, 1.1.0 NO_GO for four real reasons."""
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -36,6 +37,8 @@ def test_broken_release_is_no_go_for_four_distinct_reasons(broken):
     assert "test_pricing.py" in messages and "p95" in messages and "PYSEC-2021-142" in messages
     assert "migrations" in reason_stages(data)
     assert "the downgrade (down) failed at revision 0002_restock_notifications: sqlite3.OperationalError" in messages
+    assert "messaging" in reason_stages(data)
+    assert re.search(r"messaging: dead-letter queue restock\.dead holds [1-9][0-9]* messages", messages), messages
     assert all(r["fingerprint"] and r["severity"] for r in data["reasons"])
 
 

@@ -56,6 +56,9 @@ def test_a_go_runs_checklist_and_advisory_data(quick_policy, tmp_path):
     migrations = next(s for s in document["stages"] if s["stage"] == "migrations")
     assert migrations["status"] == "passed", migrations["summary"]
     assert "migrations: 0 findings; 3 tables after up; up " in migrations["summary"] and "up again" in migrations["summary"]
+    messaging = next(s for s in document["stages"] if s["stage"] == "messaging")
+    assert messaging["status"] == "passed", messaging["summary"]
+    assert "queues restock " in messaging["summary"] and "dead-letter restock.dead 0" in messaging["summary"]
     folder = Path(data["evidence_dir"])
     assert {(folder / "dast" / "report.json").is_file(), (folder / "authz" / "matrix.json").is_file()} == {True}
     stages = {s["stage"]: s for s in document["stages"]}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from flask import Flask, g, jsonify, request
 
-from inventory import auth, db, pricing
+from inventory import auth, db, jobs, pricing
 from inventory.metrics import Metrics
 
 __version__ = "1.0.0"
@@ -118,6 +118,7 @@ def create_app(database_url: str | None = None) -> Flask:
             "WHERE id = ?", (item_id,)).fetchone()
         if row is None:
             return jsonify(error=f"item {item_id} not found"), 404
+        jobs.notify_if_low(row["sku"], row["quantity"])
         return jsonify(to_json(row))
 
     @app.get("/items/<int:item_id>/availability")

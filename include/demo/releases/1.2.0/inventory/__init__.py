@@ -13,7 +13,7 @@ from pathlib import Path
 
 from flask import Flask, abort, g, jsonify, request
 
-from inventory import auth, db, pricing
+from inventory import auth, db, jobs, pricing
 from inventory.metrics import Metrics
 
 __version__ = "1.2.0"
@@ -127,6 +127,7 @@ def create_app(database_url: str | None = None) -> Flask:
             "WHERE id = ?", (item_id,)).fetchone()
         if row is None:
             abort(404)  # 1.2.0: routed through the "friendlier" 404 handler, which breaks the error contract
+        jobs.notify_if_low(row["sku"], row["quantity"])
         return jsonify(to_json(row))
 
     @app.get("/items/<int:item_id>/availability")
