@@ -20,6 +20,7 @@ from persistence.audit import AuditRepository
 from persistence.tables import (
     DefectRow,
     FindingRow,
+    LoadSampleRow,
     NotificationRow,
     Run,
     StageResultRow,
@@ -31,7 +32,7 @@ from persistence.waivers import live
 from releasegate.domain.defect_lifecycle import DefectState
 
 _CHUNK = 500
-_CHILDREN = (FindingRow, TestCaseRow, StageResultRow, VerdictRow, NotificationRow)
+_CHILDREN = (FindingRow, TestCaseRow, StageResultRow, VerdictRow, NotificationRow, LoadSampleRow)
 KEEP_REASONS = ("go_verdict", "open_defect", "live_waiver")
 
 

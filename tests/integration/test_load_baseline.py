@@ -125,3 +125,24 @@ def test_a_pinned_baseline_the_gate_never_passed_stops_before_the_load(service, 
     assert result.status is Status.error
     assert "no GO of shop 1.9.0 with load samples" in result.error
     assert not (tmp / "rg-pinned" / "locust").exists(), "no load was spent"
+
+
+def test_purging_an_old_run_removes_its_samples_and_a_kept_go_keeps_its_own(engine):
+    from persistence import UnitOfWork
+    from persistence.retention import purge
+
+    old = datetime(2026, 1, 1, tzinfo=UTC)
+    with UnitOfWork(engine) as uow:
+        for run_id, decision in (("rg-old-go", "GO"), ("rg-old-no-go", "NO_GO")):
+            uow.runs.upsert({"run_id": run_id, "service": "shop", "version": run_id, "started_at": old})
+            uow.load_samples.replace(run_id, {"p95_ms": (120.0, [110.0, 120.0, 125.0])})
+            uow.runs.finish(run_id, "finished", decision, old)
+        uow.commit()
+    with UnitOfWork(engine) as uow:
+        purge(uow, datetime(2026, 6, 1, tzinfo=UTC), at=datetime(2026, 6, 1, tzinfo=UTC))
+        uow.commit()
+    with UnitOfWork(engine) as uow:
+        kept = {run_id: uow.load_samples.for_run(run_id) for run_id in ("rg-old-go", "rg-old-no-go")}
+        baseline = uow.load_samples.baseline("shop", "rg-new")
+    assert kept == {"rg-old-go": {"p95_ms": (120.0, [110.0, 120.0, 125.0])}, "rg-old-no-go": {}}
+    assert baseline is not None and baseline["run_id"] == "rg-old-go"
