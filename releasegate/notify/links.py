@@ -1,5 +1,6 @@
-"""Where a verdict can be looked at: the Airflow run's page, when the gate runs in Airflow and Airflow knows its
-own address; otherwise no link (never a guessed one).
+"""Where a verdict can be looked at: the Airflow run's page and the report the project's Airflow plugin serves
+(``plugins/releasegate_plugin.py``: ``/releasegate/runs/<dag run id>/report``, for signed-in users), when the
+gate runs in Airflow and Airflow knows its own address; otherwise no link (never a guessed one).
 
 Airflow's address is its ``[api] base_url`` (``AIRFLOW__API__BASE_URL``): the URL people open the UI at, the one
 Airflow itself builds run links from. The run is the task's own (``AIRFLOW_CTX_DAG_ID`` and
@@ -42,7 +43,22 @@ def dag_run_url(dag_id: str, dag_run_id: str, task_id: str | None = None) -> str
 
 def gate_run_url(run_id: str) -> str | None:
     """The Airflow run page of the gate run ``run_id`` when this process is that run's task; else None."""
+    ids = _task_run(run_id)
+    return dag_run_url(*ids) if ids else None
+
+
+def gate_report_url(run_id: str) -> str | None:
+    """The report of the gate run ``run_id`` as the plugin serves it, when this process is that run's task and
+    Airflow's base URL is known; else None."""
+    ids, base = _task_run(run_id), airflow_base_url()
+    if ids is None or base is None:
+        return None
+    return f"{base}/releasegate/runs/{quote(ids[1], safe=':+')}/report"
+
+
+def _task_run(run_id: str) -> tuple[str, str] | None:
+    """(dag id, dag run id) of the Airflow task this process is, when it is the gate run ``run_id``'s."""
     dag_id, dag_run_id = os.environ.get("AIRFLOW_CTX_DAG_ID", ""), os.environ.get("AIRFLOW_CTX_DAG_RUN_ID", "")
     if not dag_id or not dag_run_id or run_id != f"{dag_id}__{dag_run_id}":
         return None
-    return dag_run_url(dag_id, dag_run_id)
+    return dag_id, dag_run_id

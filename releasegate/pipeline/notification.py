@@ -51,4 +51,6 @@ def _report_link(policy: Policy, ctx: RunContext, outcome: Outcome) -> str:
 
         return render_report_url(slack.report_url, service=ctx.service, version=ctx.version,
                                  run_id=safe_name(ctx.run_id))
-    return outcome.report
+    from releasegate.notify.links import gate_report_url  # in Airflow: the report the plugin serves
+
+    return gate_report_url(ctx.run_id) or outcome.report

@@ -43,14 +43,18 @@ def in_airflow(monkeypatch):
     monkeypatch.setenv("AIRFLOW__API__BASE_URL", AIRFLOW + "/")
 
 
-@pytest.fixture
-def ctx(tmp_path):
+def begin(tmp_path, slack: dict):
     (tmp_path / "svc").mkdir()
     (tmp_path / "gate.yaml").write_text(yaml.safe_dump({
         "service": "shop", "source": {"path": "svc"}, "suites": [{"name": "unit", "paths": ["t.py"]}],
-        "notify": {"slack": {"channel": "#releases",
-                             "report_url": "https://gate.example/{service}/{version}/{run_id}/report.html"}}}))
+        "notify": {"slack": slack}}))
     return pipeline.begin(tmp_path / "gate.yaml", "1.4.2", run_id=f"release_gate__{DAG_RUN}")
+
+
+@pytest.fixture
+def ctx(tmp_path):
+    return begin(tmp_path, {"channel": "#releases",
+                            "report_url": "https://gate.example/{service}/{version}/{run_id}/report.html"})
 
 
 def tell(ctx, decision: Decision, reasons=(), defects=()) -> Outcome:
@@ -107,6 +111,29 @@ def test_without_a_base_url_there_is_no_run_link(slack, in_airflow, ctx, monkeyp
     tell(ctx, Decision.GO)
 
     assert "Open the Airflow run" not in text_of(slack.top_level()[0])
+
+
+def test_without_a_report_url_the_report_is_the_one_the_plugin_serves(slack, in_airflow, tmp_path):
+    from plugins.releasegate_plugin import ReleaseGatePlugin
+
+    ctx = begin(tmp_path, {"channel": "#releases"})
+
+    tell(ctx, Decision.GO)
+
+    link = f"{AIRFLOW}/releasegate/runs/{DAG_RUN}/report"
+    assert f"<{link}|Open the report>" in text_of(slack.top_level()[0])
+    (app,) = ReleaseGatePlugin.fastapi_apps                           # the route the link names is the plugin's
+    assert app["url_prefix"] == "/releasegate"
+    assert "/runs/{airflow_run_id}/report" in {getattr(r, "path", "") for r in app["app"].routes}
+
+
+def test_outside_airflow_without_a_report_url_the_report_path_is_text(slack, tmp_path):
+    ctx = begin(tmp_path, {"channel": "#releases"})
+
+    tell(ctx, Decision.GO)
+
+    text = text_of(slack.top_level()[0])
+    assert f"Report: `{ctx.evidence / 'report.html'}`" in text and "Open the report" not in text
 
 
 def test_a_rerun_that_changes_the_verdict_updates_the_message_in_place(slack, in_airflow, ctx):
