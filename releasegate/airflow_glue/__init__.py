@@ -218,6 +218,23 @@ def gate_database_connection() -> Connection | None:
         return None
 
 
+def signing_key_connection() -> Connection | None:
+    """The Airflow connection ``releasegate_signing_key`` (its password: the PEM key that signs the verdict's
+    attestation), or None. Asked as the gate database's is: only inside an Airflow process or when
+    ``AIRFLOW_CONN_RELEASEGATE_SIGNING_KEY`` is set; a connection that does not exist is None."""
+    if "airflow" not in sys.modules and not os.environ.get("AIRFLOW_CONN_RELEASEGATE_SIGNING_KEY"):
+        return None
+    try:
+        from airflow.sdk import Connection
+        from airflow.sdk.exceptions import AirflowNotFoundException
+    except ImportError:
+        return None
+    try:
+        return Connection.get("releasegate_signing_key")
+    except AirflowNotFoundException:
+        return None
+
+
 def slack_connection(conn_id: str) -> Connection | None:
     """The Airflow connection ``conn_id`` that holds the Slack bot token, or None.
 

@@ -18,12 +18,15 @@ from pathlib import Path, PurePosixPath
 from releasegate.atomic import write_atomic
 from releasegate.domain.models import sha256_file
 from releasegate.exports.signing import (
+    SIGNING_KEY_CONNECTION,
     SIGNING_KEY_ENV,
+    PrivateKey,
     SigningError,
     key_id,
     load_private_key,
     load_public_key,
     pae,
+    private_key_from_pem,
     sign,
     verifies,
 )
@@ -56,17 +59,17 @@ def attest(folder: Path, about: Attested) -> Path | None:
 
     Raises SigningError for a key that is set but cannot be used."""
     target = folder / ATTESTATION
-    key_path = os.environ.get(SIGNING_KEY_ENV, "").strip()
-    if not key_path:
+    key = signing_key()
+    if key is None:
         target.unlink(missing_ok=True)  # a stale statement must not outlive the files it signed
-        log.info("attestation: %s is not set, so no %s is written (name a PEM Ed25519 or ECDSA P-256 private key "
-                 "there to sign the verdict)", SIGNING_KEY_ENV, ATTESTATION)
+        log.info("attestation: neither %s nor the Airflow connection %s is set, so no %s is written (name a PEM "
+                 "Ed25519 or ECDSA P-256 private key there to sign the verdict)", SIGNING_KEY_ENV,
+                 SIGNING_KEY_CONNECTION, ATTESTATION)
         return None
     if not (folder / MANIFEST).is_file():
         target.unlink(missing_ok=True)
         log.warning("attestation: %s has no %s (its writing did not finish): nothing is signed", folder, MANIFEST)
         return None
-    key = load_private_key(Path(key_path))
     payload = json.dumps(statement(folder, about), sort_keys=True, separators=(",", ":")).encode("utf-8")
     envelope = {"payloadType": PAYLOAD_TYPE, "payload": base64.b64encode(payload).decode("ascii"),
                 "signatures": [{"keyid": key_id(key.public_key()),
@@ -75,6 +78,23 @@ def attest(folder: Path, about: Attested) -> Path | None:
     log.info("attestation: %s %s@%s signed with key %s over %s", about.decision, about.service, about.version,
              key_id(key.public_key())[:12], target)
     return target
+
+
+def signing_key() -> PrivateKey | None:
+    """The key `RELEASEGATE_SIGNING_KEY` names (a PEM file), else the PEM in the password of the Airflow connection
+    `releasegate_signing_key`, else None. A key that is named but unusable raises SigningError."""
+    from releasegate.airflow_glue import signing_key_connection
+
+    key_path = os.environ.get(SIGNING_KEY_ENV, "").strip()
+    if key_path:
+        return load_private_key(Path(key_path))
+    connection = signing_key_connection()
+    if connection is None:
+        return None
+    if not connection.password:
+        raise SigningError(f"the Airflow connection {SIGNING_KEY_CONNECTION} has no password — put the PEM private "
+                           f"key there")
+    return private_key_from_pem(connection.password.encode("utf-8"), f"the Airflow connection {SIGNING_KEY_CONNECTION}")
 
 
 def statement(folder: Path, about: Attested) -> dict:

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from releasegate.domain.errors import ReleaseGateError
 
 SIGNING_KEY_ENV = "RELEASEGATE_SIGNING_KEY"
+SIGNING_KEY_CONNECTION = "releasegate_signing_key"  # an Airflow connection whose password is the PEM private key
 PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
 PublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
 
@@ -29,16 +30,21 @@ def pae(payload_type: str, payload: bytes) -> bytes:
 
 
 def load_private_key(path: Path) -> PrivateKey:
-    data = _read(path, "private")
+    return private_key_from_pem(_read(path, "private"), f"signing key {path}")
+
+
+def private_key_from_pem(data: bytes, origin: str) -> PrivateKey:
+    """The key in `data` (PEM); `origin` names where it came from in errors (never the key itself)."""
+    if b"-----BEGIN" not in data:
+        raise SigningError(f"{origin} is not PEM — give an unencrypted PEM private key")
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        raise SigningError(f"signing key {path} could not be read ({exc}) — give an unencrypted PEM private "
-                           f"key") from None
+        raise SigningError(f"{origin} could not be read ({exc}) — give an unencrypted PEM private key") from None
     if isinstance(key, ed25519.Ed25519PrivateKey) or _p256(key):
         return key  # type: ignore[return-value]
-    raise SigningError(f"signing key {path}: {type(key).__name__} is not supported — use an Ed25519 or ECDSA P-256 "
-                       f"key (e.g. `openssl genpkey -algorithm ed25519 -out {path.name}`)")
+    raise SigningError(f"{origin}: {type(key).__name__} is not supported — use an Ed25519 or ECDSA P-256 key "
+                       f"(e.g. `openssl genpkey -algorithm ed25519 -out gate-signing.pem`)")
 
 
 def load_public_key(path: Path) -> PublicKey:

@@ -139,4 +139,23 @@ def test_without_a_key_no_attestation_is_written_and_the_log_says_so(evidence, k
     with caplog.at_level(logging.INFO, logger="releasegate"):
         assert attest(evidence, ABOUT) is None
     assert not (evidence / ATTESTATION).exists()
-    assert f"{SIGNING_KEY_ENV} is not set" in caplog.text
+    assert f"neither {SIGNING_KEY_ENV} nor the Airflow connection releasegate_signing_key is set" in caplog.text
+
+
+def test_an_airflow_connection_can_hold_the_key(evidence, tmp_path, monkeypatch):
+    """No RELEASEGATE_SIGNING_KEY: the PEM in the password of the connection releasegate_signing_key signs."""
+    private = ed25519.Ed25519PrivateKey.generate()
+    _, public_pem = write_keys(tmp_path, private)
+    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+    monkeypatch.delenv(SIGNING_KEY_ENV, raising=False)
+    monkeypatch.setenv("AIRFLOW_CONN_RELEASEGATE_SIGNING_KEY", json.dumps({"conn_type": "generic", "password": pem}))
+    assert attest(evidence, ABOUT) == evidence / ATTESTATION
+    assert verify(evidence / ATTESTATION, public_pem)[0] == []
+
+
+def test_a_connection_without_a_key_is_a_clear_error(evidence, monkeypatch):
+    monkeypatch.delenv(SIGNING_KEY_ENV, raising=False)
+    monkeypatch.setenv("AIRFLOW_CONN_RELEASEGATE_SIGNING_KEY", json.dumps({"conn_type": "generic"}))
+    with pytest.raises(SigningError, match="releasegate_signing_key has no password"):
+        attest(evidence, ABOUT)
