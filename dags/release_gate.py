@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pendulum
 from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import Asset, Param, dag, result, setup, task, teardown
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -51,6 +52,22 @@ the load test and then chaos measure alone (pool `releasegate_host`).
 """
 
 
+class GateApproval(HITLOperator):
+    """Airflow's human-in-the-loop step, asked only when a run needs it: its text and deadline come from the run
+    (releasegate/airflow_glue/approval.py). No answer by the deadline picks Reject."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(subject="Release gate approval", options=["Approve", "Reject"], defaults=["Reject"],
+                         multiple=False, response_timeout=timedelta(minutes=1), **kwargs)
+
+    def execute(self, context):
+        from releasegate.airflow_glue.approval import request
+
+        outcome = context["ti"].xcom_pull(task_ids="compile_report")
+        self.subject, self.body, self.response_timeout = request(outcome, context["params"], context["dag_run"])
+        return super().execute(context)
+
+
 def tell_slack_the_gate_broke(context) -> None:
     """on_failure_callback: a run that broke before it could tell its verdict (open_run, compile_report) still tells
     Slack, through the Slack provider's notifier (releasegate/notify/failure.py); imported only when called."""
@@ -78,6 +95,11 @@ def tell_slack_the_gate_broke(context) -> None:
         "policy": Param("include/demo/gate.yaml", type="string", minLength=1,
                         examples=["include/demo/gate.yaml", "/srv/releases/inventory/gate.yaml"],
                         description="The service's gate.yaml: absolute, or relative to the gate's repository."),
+        "approval_timeout_minutes": Param(0, type="number", minimum=0, maximum=10080, examples=[0, 60, 240],
+                                          description="0: an INCONCLUSIVE run ends INCONCLUSIVE. Otherwise it waits "
+                                                      "this long in `ask_approval` for an Airflow user other than "
+                                                      "the one who triggered it to accept the missing evidence "
+                                                      "(no answer rejects)."),
     },
 )
 def release_gate():
@@ -193,6 +215,18 @@ def release_gate():
 
         return notify(ctx, outcome)
 
+    @task.short_circuit(ignore_downstream_trigger_rules=False, **STEP)
+    def wants_approval(outcome: dict, params=None) -> bool:
+        from releasegate.airflow_glue.approval import wanted
+
+        return wanted(outcome, params)
+
+    @task(**REPORT)
+    def settle_approval(ctx: dict, outcome: dict, ti=None, dag_run=None) -> dict:
+        from releasegate.airflow_glue.approval import settle
+
+        return settle(ctx, outcome, ti.xcom_pull(task_ids="ask_approval"), dag_run)
+
     @result
     @task(trigger_rule="all_done", **STEP)
     def verdict(ctx: dict) -> dict:
@@ -228,8 +262,12 @@ def release_gate():
     stopped >> outcome
     told = [notify_go(ctx, outcome), notify_no_go(ctx, outcome)]
     decide(outcome) >> told
+    # An INCONCLUSIVE run, told as such, may wait for a person (approval_timeout_minutes); settled, it is concluded
+    # again. Skipped (not asked for, not needed) it changes nothing downstream: the verdict is read all_done.
+    settled = settle_approval(ctx, outcome)
+    told[1] >> wants_approval(outcome) >> GateApproval(task_id="ask_approval", **STEP) >> settled
     answer = verdict(ctx)
-    [outcome, *told] >> answer  # after the report's last attempt, whatever the notification did
+    [outcome, *told, settled] >> answer  # after the report's last attempt, whatever the notification did
     enforce_verdict(answer)
 
 

@@ -34,6 +34,7 @@ SERVICE_QUEUE = "releasegate_service"
 PG = os.environ.get("RELEASEGATE_CLUSTER_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432")
 REDIS = os.environ.get("RELEASEGATE_CLUSTER_REDIS", "redis://127.0.0.1:6379")
 USER = "admin"
+APPROVER = "approver"  # a second Airflow user: the approval step refuses the one who triggered the run
 
 
 def free_port() -> int:
@@ -125,7 +126,7 @@ def settings(home: Path, state: dict) -> dict[str, str]:
         "AIRFLOW__CORE__EXECUTOR": state["executor"],
         "AIRFLOW__CORE__PARALLELISM": "8",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin,{APPROVER}:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{state['api_port']}/execution/",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": state["metadata_url"],
@@ -136,6 +137,8 @@ def settings(home: Path, state: dict) -> dict[str, str]:
         "AIRFLOW__API__SECRET_KEY": state["jwt_secret"],
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(state["log_port"]),
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+        # how often the scheduler resolves approval steps past their deadline (default 15 s)
+        "AIRFLOW__SCHEDULER__TRIGGER_TIMEOUT_CHECK_INTERVAL": "3",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         "RELEASEGATE_HOME": str(home / "gate"),
         "RELEASEGATE_DB_URL": state["gate_url"],
@@ -308,13 +311,13 @@ def _up(args: argparse.Namespace) -> int:
     executor = {"local": "LocalExecutor", "celery": "CeleryExecutor"}[args.executor]
     state = {"executor": executor, "databases": [f"{tag}_airflow", f"{tag}_gate"], "processes": [],
              "api_port": args.port or free_port(), "log_port": free_port(), "jwt_secret": secrets.token_hex(16),
-             "password": secrets.token_urlsafe(12)}
+             "password": secrets.token_urlsafe(12), "approver_password": secrets.token_urlsafe(12)}
     if executor == "CeleryExecutor":
         state["redis_db"] = empty_redis_db(home)
     save_state(home, state)
     state["metadata_url"] = create_database(state["databases"][0])
     state["gate_url"] = create_database(state["databases"][1])
-    (home / "passwords.json").write_text(json.dumps({USER: state["password"]}))
+    (home / "passwords.json").write_text(json.dumps({USER: state["password"], APPROVER: state["approver_password"]}))
     save_state(home, state)
     log(f"{executor}: migrating the metadata database {state['databases'][0]}")
     airflow(home, state, "db", "migrate")
@@ -339,7 +342,8 @@ def _up(args: argparse.Namespace) -> int:
     exports = {"RELEASEGATE_AIRFLOW_URL": f"http://127.0.0.1:{state['api_port']}",
                "RELEASEGATE_AIRFLOW_USERNAME": USER, "RELEASEGATE_AIRFLOW_PASSWORD": state["password"],
                "RELEASEGATE_CLUSTER_HOME": str(home), "RELEASEGATE_HOME": str(home / "gate"),
-               "RELEASEGATE_DB_URL": state["gate_url"]}
+               "RELEASEGATE_DB_URL": state["gate_url"], "RELEASEGATE_CLUSTER_APPROVER": APPROVER,
+               "RELEASEGATE_CLUSTER_APPROVER_PASSWORD": state["approver_password"]}
     print("\n".join(f"export {k}={shlex.quote(v)}" for k, v in exports.items()))
     return 0
 

@@ -78,8 +78,21 @@ def test_structure_setup_teardown_branch(dagbag):
 
 def test_params_have_a_schema(dagbag):
     params = dagbag.dags["release_gate"].params
-    assert set(params) == {"service", "version", "policy"}
+    assert set(params) == {"service", "version", "policy", "approval_timeout_minutes"}
     assert params.get_param("version").schema["pattern"]
+    approval = params.get_param("approval_timeout_minutes")
+    assert (approval.value, approval.schema["minimum"], approval.schema["type"]) == (0, 0, "number")
+
+
+def test_an_inconclusive_run_may_wait_for_a_person_and_the_answer_comes_after_it(dagbag):
+    dag = dagbag.dags["release_gate"]
+    ask = dag.get_task("ask_approval")
+
+    assert (ask.options, ask.defaults, ask.multiple) == (["Approve", "Reject"], ["Reject"], False)  # silence rejects
+    assert dag.get_task("wants_approval").upstream_task_ids == {"notify_no_go", "compile_report"}
+    assert dag.get_task("settle_approval").upstream_task_ids >= {"ask_approval"}
+    assert dag.get_task("settle_approval").trigger_rule == "all_success"  # only after an answer
+    assert "settle_approval" in _upstream_closure(dag, "enforce_verdict")
 
 
 def _upstream_closure(dag, task_id: str) -> set[str]:

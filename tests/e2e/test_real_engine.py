@@ -126,6 +126,73 @@ def test_a_run_that_cannot_start_or_a_refused_login_exits_2_with_the_cause(clust
     assert "/auth/token" in data["error"] and "HTTP 401" in data["error"], data["error"]
 
 
+def _api(env: dict[str, str], user: str, password: str):
+    url = env["RELEASEGATE_AIRFLOW_URL"]
+    token = requests.post(f"{url}/auth/token", json={"username": user, "password": password},
+                          timeout=60).json()["access_token"]
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {token}"
+    return url, session
+
+
+def _state(url: str, api, run_id: str, task_id: str | None = None) -> str:
+    path = f"{url}/api/v2/dags/release_gate/dagRuns/{quote(run_id, safe='')}"
+    response = api.get(path + (f"/taskInstances/{task_id}" if task_id else ""), timeout=60)
+    response.raise_for_status()
+    return response.json()["state"]
+
+
+def test_an_inconclusive_run_waits_for_a_person_who_did_not_trigger_it(cluster, tmp_path):
+    """Three INCONCLUSIVE runs at once, each waiting in Airflow's approval step: another user approves (GO), the
+    user who triggered it approves (refused: INCONCLUSIVE), nobody answers (the deadline rejects: INCONCLUSIVE).
+    The answers go through Airflow's own HITL API; the audit trail names the Airflow users."""
+    from sqlalchemy import create_engine, text
+
+    from tests.support.faults import tiny_policy
+
+    env = cluster["env"]
+    policy = tiny_policy(tmp_path, environment=False, extra={
+        "service": "inventory", "suites": [{"name": "unit", "paths": ["tests"]}, {"name": "gone", "paths": ["nope"]}]})
+    url, admin = _api(env, env["RELEASEGATE_AIRFLOW_USERNAME"], env["RELEASEGATE_AIRFLOW_PASSWORD"])
+    _, approver = _api(env, env["RELEASEGATE_CLUSTER_APPROVER"], env["RELEASEGATE_CLUSTER_APPROVER_PASSWORD"])
+    runs = {}
+    for case, minutes in (("approved", 10), ("self", 10), ("silence", 0.1)):
+        conf = {"service": "inventory", "version": "1.0.0", "policy": str(policy), "approval_timeout_minutes": minutes}
+        response = admin.post(f"{url}/api/v2/dags/release_gate/dagRuns", json={"logical_date": None, "conf": conf},
+                              timeout=60)
+        assert response.status_code == 200, response.text
+        runs[case] = response.json()["dag_run_id"]
+
+    deadline = time.monotonic() + 600
+    answered = set()
+    while len(answered) < 2:
+        assert time.monotonic() < deadline, {c: _state(url, admin, r) for c, r in runs.items()}
+        for case, who in (("approved", approver), ("self", admin)):
+            if case not in answered and _state(url, admin, runs[case], "ask_approval") == "awaiting_input":
+                hitl = f"{url}/api/v2/dags/release_gate/dagRuns/{quote(runs[case], safe='')}/taskInstances/ask_approval/-1/hitlDetails"
+                response = who.patch(hitl, json={"chosen_options": ["Approve"], "params_input": {}}, timeout=60)
+                assert response.status_code == 200, response.text
+                answered.add(case)
+        time.sleep(1)
+    while {_state(url, admin, r) for r in runs.values()} - {"success", "failed"}:
+        assert time.monotonic() < deadline, {c: _state(url, admin, r) for c, r in runs.items()}
+        time.sleep(2)
+
+    assert {case: _state(url, admin, run) for case, run in runs.items()} == {
+        "approved": "success", "self": "failed", "silence": "failed"}
+    engine = create_engine(env["RELEASEGATE_DB_URL"])
+    with engine.connect() as connection:
+        verdicts = dict(connection.execute(text("SELECT run_id, decision FROM verdicts")).all())
+        events = connection.execute(text("SELECT run_id, kind, actor FROM audit_events WHERE kind LIKE 'run.approv%'"
+                                         " ORDER BY id")).all()
+    engine.dispose()
+    gate = {case: f"release_gate__{run}" for case, run in runs.items()}
+    assert [verdicts[gate[c]] for c in ("approved", "self", "silence")] == ["GO", "INCONCLUSIVE", "INCONCLUSIVE"]
+    assert sorted((kind, actor) for run_id, kind, actor in events if run_id in gate.values()) == [
+        ("run.approval_refused", env["RELEASEGATE_AIRFLOW_USERNAME"]), ("run.approval_rejected", None),
+        ("run.approved", env["RELEASEGATE_CLUSTER_APPROVER"])]
+
+
 def test_down_while_a_run_measures_leaves_nothing_running(cluster):
     """Last in the module: it ends the cluster (the fixture's own `down` then finds nothing to do)."""
     env = cluster["env"]
