@@ -58,10 +58,10 @@ def build_thread(ctx: RunContext, verdict: Verdict, report_link: str, *, max_rea
 
 def change_note(ctx: RunContext, shown: str, verdict: Verdict) -> dict[str, Any]:
     """The thread note of a re-run whose verdict differs from the one the message showed."""
-    before = TITLE.get(Decision(shown), shown) if shown in Decision._value2member_map_ else _escape(shown)
+    before = TITLE[Decision(shown)] if shown in {d.value for d in Decision} else _escape(shown)
     text = (f":arrows_counterclockwise: Re-run of run `{_escape(ctx.run_id)}`: the verdict changed from "
             f"*{before}* to *{TITLE[verdict.decision]}* (decided {utc(verdict.decided_at):%Y-%m-%d %H:%M UTC}); "
-            "the message above now shows the new verdict, its reasons follow.")
+            "the verdict message now shows the new verdict; its reasons follow.")
     return redact_payload({"text": text, "blocks": [_plain_section(text)]})
 
 
