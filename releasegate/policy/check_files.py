@@ -80,6 +80,14 @@ def _check_source_files(policy: Policy, source: Path, add, report: CheckReport) 
         else:
             for i, path in enumerate(audit.requirements):
                 exists(("scans", "pip_audit", "requirements", i), path, "file")
+    secrets = policy.scans.credentials
+    if secrets is not None:
+        for i, path in enumerate(secrets.paths):
+            exists(("scans", "credentials", "paths", i), path)
+        if secrets.allowlist is not None:
+            exists(("scans", "credentials", "allowlist"), secrets.allowlist, "file")
+    if policy.dast is not None and not policy.dast.openapi.startswith(("http://", "https://")):
+        exists(("dast", "openapi"), policy.dast.openapi, "file")  # a document in the source, not a URL
     if policy.alerts is not None:
         for key in ("rule_files", "tests"):
             for i, path in enumerate(getattr(policy.alerts, key)):

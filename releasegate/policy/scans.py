@@ -67,4 +67,4 @@ class Secrets(_Spec):
 class Scans(_Spec):
     semgrep: Semgrep | None = None
     pip_audit: PipAudit | None = None
-    secrets: Secrets | None = None
+    credentials: Secrets | None = Field(None, description="Secrets committed to the source (detect-secrets).")

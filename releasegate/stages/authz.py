@@ -88,7 +88,7 @@ def finding(cell: dict, spec: Authz) -> Finding:
     endpoint, caller = cell["endpoint"], cell["caller"]
     return Finding(
         kind=KIND, rule=f"{endpoint} as {caller}", severity=spec.severity,
-        title=f"{endpoint} as {caller}: HTTP {cell['status']} where {cell['expected']} is required",
+        title=f"{endpoint} as {caller} answered HTTP {cell['status']} where {cell['expected']} is required",
         location=endpoint, evidence=cell["body"], fingerprint=fingerprint(KIND, endpoint, caller),
         blocking=spec.severity.at_least(spec.blocking_severity),
         data={"caller": caller, "status": cell["status"], "expected": cell["expected"]})
@@ -102,16 +102,16 @@ def hygiene_findings(cells: list[dict], spec: Authz) -> list[Finding]:
         endpoint = cell["endpoint"]
         if cell["trace"]:
             found.setdefault(f"trace {endpoint}", _hygiene(
-                spec, "trace-in-body", endpoint, f"{endpoint} as {cell['caller']}: HTTP {cell['status']} answers "
+                spec, "trace-in-body", endpoint, f"{endpoint} as {cell['caller']} answered HTTP {cell['status']} "
                 f"with a stack trace or debug page ({cell['trace']!r})", cell["body"]))
         for header in hygiene.version_headers(cell["headers"], spec.forbid_headers):
             name = header.split(":", 1)[0].lower()
             found.setdefault(f"version {name}", _hygiene(
-                spec, f"version-header:{name}", endpoint, f"{endpoint}: the answer names versions in {header!r}",
+                spec, f"version-header:{name}", endpoint, f"{endpoint} answers with versions in {header!r}",
                 redact(header), key=name))
         for name in hygiene.missing_headers(cell["headers"], spec.require_headers):
             found.setdefault(f"missing {name.lower()}", _hygiene(
-                spec, f"missing-header:{name.lower()}", endpoint, f"{endpoint}: the answer lacks the {name} header",
+                spec, f"missing-header:{name.lower()}", endpoint, f"{endpoint} answers without the {name} header",
                 "", key=name.lower()))
     return list(found.values())
 
@@ -122,7 +122,7 @@ def transport_findings(base_url: str, spec: Authz) -> list[Finding]:
         problems = hygiene.tls_problems(base_url, spec.request_timeout_s)
     except OSError as exc:
         raise StageError(f"authz: the TLS handshake with {base_url} could not be made ({exc})") from exc
-    return [_hygiene(spec, "tls", base_url, f"{base_url}: {problem}", problem, key=problem.split(":")[0])
+    return [_hygiene(spec, "tls", base_url, f"{base_url} — {problem}", problem, key=problem.split(":")[0])
             for problem in problems]
 
 

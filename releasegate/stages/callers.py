@@ -80,8 +80,8 @@ def _token(name: str, caller: Caller, base_url: str, timeout_s: float) -> str | 
     if caller.token_env is not None:
         value = os.environ.get(caller.token_env)
         if not value:
-            raise StageError(f"callers.{name}.token_env: ${caller.token_env} is not set in the gate's environment "
-                             "— export it (or an Airflow variable that sets it) before the run")
+            raise StageError(f"caller {name!r} takes its token from ${caller.token_env}, which is not set in the "
+                             "gate's environment — export it before the run")
         return value
     if caller.setup is not None:
         return setup_token(name, caller.setup, base_url, timeout_s)

@@ -192,7 +192,8 @@ def _traces(operation: str, interactions: dict[str, Any], spec: Dast, first: dic
 def _finding(operation: str, check: str, failure: dict[str, Any], request: dict[str, Any], spec: Dast) -> Finding:
     severity = spec.severity_of(check)
     message = redact(str(failure.get("message") or "").strip().splitlines()[0] if failure.get("message") else "")
-    title = f"{operation}: {check} — {failure.get('title', check)}" + (f": {message}" if message else "")
+    # "<check> on <operation> —", never "<operation>: ...": redaction masks the word after a key such as "/token:"
+    title = f"{check} on {operation} — {failure.get('title', check)}" + (f": {message}" if message else "")
     reproduction = curl(request)
     return Finding(
         kind=KIND, rule=check, severity=severity, title=title[:300], location=operation, evidence=reproduction,

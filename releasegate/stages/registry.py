@@ -97,7 +97,7 @@ STAGES: tuple[StageSpec, ...] = (
               summary="Semgrep with local rules over the service's source"),
     StageSpec("pip-audit", "dependencies", "scans.pip_audit", "pip_audit", task_id="scan_pip_audit",
               summary="pip-audit of pinned requirements against an OSV endpoint or advisory data"),
-    StageSpec("secrets", "secret", "scans.secrets", "secrets_scan",
+    StageSpec("credentials", "secret", "scans.credentials", "secrets_scan",
               summary="detect-secrets over the source: file, line and kind of each secret (never its value); "
                       "known fixtures allow-listed"),
     StageSpec("alerts", "alerts", "alerts", "alerts", task_id="alert_thresholds",

@@ -1,4 +1,5 @@
-"""Secrets stage: detect-secrets over the run's copy of the source (policy `scans.secrets`).
+"""Credentials stage: secrets committed to the source, found by detect-secrets over the run's copy of it (policy
+`scans.credentials`).
 
 Running detect-secrets is `scan_secrets`; reading its JSON is the pure `parse_secrets`. A finding names the file,
 the line and the kind of secret, never its value: detect-secrets reports a SHA-1 of the secret, of which the
@@ -31,7 +32,7 @@ from releasegate.stages.registry import Planned
 
 log = logging.getLogger("releasegate")
 
-STAGE = "secrets"
+STAGE = "credentials"  # not "secrets": redaction masks what follows a word such as `secrets:`
 KIND = "secret"
 TOOL = "detect-secrets"
 DETECT_SECRETS_OK = (0,)
@@ -62,15 +63,15 @@ def read_allowlist(source: Path, name: str | None) -> list[dict[str, str]]:
     try:
         entries = yaml.safe_load(path.read_text(encoding="utf-8")) or []
     except OSError as exc:
-        raise StageError(f"scans.secrets.allowlist: {name} cannot be read ({exc.strerror}) — create it in the "
+        raise StageError(f"the allow-list (scans.credentials.allowlist) {name} cannot be read ({exc.strerror}) — create it in the "
                          "source or remove the setting") from exc
     except yaml.YAMLError as exc:
-        raise StageError(f"scans.secrets.allowlist: {name} is not YAML: {exc}") from exc
+        raise StageError(f"the allow-list (scans.credentials.allowlist) {name} is not YAML ({exc})") from exc
     if not isinstance(entries, list):
-        raise StageError(f"scans.secrets.allowlist: {name} must be a list of entries")
+        raise StageError(f"the allow-list (scans.credentials.allowlist) {name} must be a list of entries")
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict) or not entry.get("reason") or set(entry) - ALLOW_KEYS or len(entry) < 2:
-            raise StageError(f"scans.secrets.allowlist: {name}[{i}]: an entry has a reason and at least one of "
+            raise StageError(f"the allow-list (scans.credentials.allowlist) {name}, entry {i}: an entry has a reason and at least one of "
                              f"path, type, hashed_secret (and nothing else); got {entry!r}")
     return [{k: str(v) for k, v in entry.items()} for entry in entries]
 
@@ -124,7 +125,7 @@ def _finding(file: str, hit: dict[str, Any], spec: Secrets) -> Finding:
 def _result(spec: Secrets, started: datetime, findings: list[Finding], skipped: int, tool: ToolRun,
             out_dir: Path) -> StageResult:
     blocking = sum(f.blocking for f in findings)
-    summary = (f"secrets: {len(findings)} found ({blocking} blocking), {skipped} allowed as known fixtures, "
+    summary = (f"{STAGE}: {len(findings)} found ({blocking} blocking), {skipped} allowed as known fixtures, "
                f"{tool.seconds:.1f} s; json: {out_dir / 'detect-secrets.json'}")
     log.info("%s", summary)
     return StageResult(

@@ -93,12 +93,12 @@ def test_the_attacks_on_the_running_service_are_reasons_and_keep_no_secret(broke
     for reason in data["reasons"]:
         by_stage.setdefault(reason["stage"], []).append(reason["message"])
     dast, authz = " ".join(by_stage.get("dast", [])), by_stage.get("authz", [])
-    assert "PUT /items/{item_id}/stock: ignored_auth" in dast
-    assert "PUT /items/{item_id}/stock: not_a_server_error" in dast
-    assert "PUT /items/{item_id}/stock: trace_in_error_body" in dast
-    assert "PUT /items/1/stock as anonymous: HTTP 200 where 401|403 is required" in authz
-    assert {"PUT /items/1/stock as expired: HTTP 200 where 401|403 is required",
-            "PUT /items/1/stock as forged: HTTP 200 where 401|403 is required"} <= set(authz)
+    assert "ignored_auth on PUT /items/{item_id}/stock" in dast
+    assert "not_a_server_error on PUT /items/{item_id}/stock" in dast
+    assert "trace_in_error_body on PUT /items/{item_id}/stock" in dast
+    assert "PUT /items/1/stock as anonymous answered HTTP 200 where 401|403 is required" in authz
+    assert {"PUT /items/1/stock as expired answered HTTP 200 where 401|403 is required",
+            "PUT /items/1/stock as forged answered HTTP 200 where 401|403 is required"} <= set(authz)
     assert not any("DELETE" in message for message in authz)  # the delete still checks the token
     folder = Path(data["evidence_dir"])
     for path in [*(folder / "dast").rglob("*"), *(folder / "authz").rglob("*"), folder / "evidence.json"]:

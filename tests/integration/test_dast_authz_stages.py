@@ -253,7 +253,7 @@ def test_the_matrix_reports_each_cell_that_answers_otherwise_on_a_service_withou
     result = run_stage(tmp_path, port, "authz", spec)
 
     assert result.status is Status.failed
-    assert [f.title for f in result.findings] == ["DELETE /orders/1 as user: HTTP 204 where 403 is required"]
+    assert [f.title for f in result.findings] == ["DELETE /orders/1 as user answered HTTP 204 where 403 is required"]
     assert {m.name: m.value for m in result.metrics}["cells"] == 9
     matrix = (tmp_path / "evidence" / "authz" / "matrix.json").read_text()
     assert "user-token-5521" not in matrix and "pw-for-tests-2" not in matrix

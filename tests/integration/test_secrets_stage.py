@@ -29,10 +29,10 @@ def project(root: Path, blank_lines: int = 0) -> Path:
 
 
 def run_stage(root: Path, spec: dict):
-    policy = Policy.model_validate({"service": "svc", "scans": {"secrets": spec}})
+    policy = Policy.model_validate({"service": "svc", "scans": {"credentials": spec}})
     ctx = RunContext(run_id="r1", service="svc", version="1", policy_path=str(root / "gate.yaml"),
                      evidence_dir=str(root / "evidence"), workspace=str(root), started=datetime.now(UTC))
-    planned = registry.find(policy, "secrets")
+    planned = registry.find(policy, "credentials")
     return planned.stage.run(policy, ctx, None, planned)
 
 

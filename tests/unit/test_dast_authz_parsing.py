@@ -36,7 +36,7 @@ def test_each_failing_operation_and_check_is_one_finding_with_a_stable_fingerpri
         (OPERATION, "trace_in_error_body", "high", True),
     ]
     assert findings[0].fingerprint == fingerprint("dast", OPERATION, "ignored_auth")
-    assert findings[0].title.startswith(f"{OPERATION}: ignored_auth — API accepts requests without authentication")
+    assert findings[0].title.startswith(f"ignored_auth on {OPERATION} — API accepts requests without authentication")
     assert findings[2].title.endswith("'Traceback (most recent call last)'")
 
 
@@ -125,10 +125,10 @@ def test_hygiene_flags_traces_version_headers_and_missing_headers():
 
     titles = sorted(f.title for f in hygiene_findings(cells, spec))
 
-    assert titles == ["GET / as anonymous: HTTP 500 answers with a stack trace or debug page "
-                      "('Traceback (most recent call last)')",
-                      "GET /: the answer lacks the X-Content-Type-Options header",
-                      "GET /: the answer names versions in 'Server: Werkzeug/3.1.9 Python/3.11.7'"]
+    assert titles == ["GET / answers with versions in 'Server: Werkzeug/3.1.9 Python/3.11.7'",
+                      "GET / answers without the X-Content-Type-Options header",
+                      "GET / as anonymous answered HTTP 500 with a stack trace or debug page "
+                      "('Traceback (most recent call last)')"]
 
 
 def test_a_plain_http_service_has_no_transport_problems_to_report():
@@ -178,3 +178,18 @@ def test_a_run_that_tested_no_operation_is_an_error_naming_why(tmp_path):
 
     with pytest.raises(StageError, match="tested no operation of 3 \\(skipped: No examples in schema, Time limit"):
         read_report(tool_run(0), report)
+
+
+def test_reasons_about_a_token_endpoint_survive_redaction():
+    """Redaction masks the word after a secret-looking key (`token:`): titles never put a colon after an endpoint."""
+    from releasegate.redact import redact
+    from releasegate.stages.authz import finding
+    from releasegate.stages.dast import _finding
+
+    dast = _finding("POST /token", "not_a_server_error", {"title": "Server error"}, {}, Dast(openapi="x"))
+    spec = Authz.model_validate({"callers": {"anonymous": {}},
+                                 "endpoints": [{"method": "POST", "path": "/token", "expect": {"anonymous": "4xx"}}]})
+    authz = finding({"endpoint": "POST /token", "caller": "anonymous", "status": 500, "expected": "4xx", "body": ""},
+                    spec)
+    assert redact(dast.title) == dast.title == "not_a_server_error on POST /token — Server error"
+    assert redact(authz.title) == authz.title == "POST /token as anonymous answered HTTP 500 where 4xx is required"
