@@ -13,6 +13,7 @@ import site
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psutil
@@ -85,6 +86,7 @@ def _provision_service(policy: Policy, spec: EnvironmentSpec, ctx: RunContext, d
     _run_setup(policy, ctx, values, env, logs)
     for worker in spec.workers:
         workers.append(_start_worker(ctx, worker, values, env))
+    grace_until = time.monotonic() + max((w.start_grace_s for w in spec.workers), default=0.0)
     log_path = logs / "service.log"
     proc = _start(fill_command(spec.start, values), ctx.source, env, log_path, port)
     environment = Environment(host=HOST, port=port, base_url=values["base_url"], pid=proc.pid, node=socket.gethostname(),
@@ -96,6 +98,7 @@ def _provision_service(policy: Policy, spec: EnvironmentSpec, ctx: RunContext, d
     except BaseException:
         stop_process(environment.pid, environment.pid_created, environment.stop_signal, environment.stop_timeout_s)
         raise
+    time.sleep(max(0.0, grace_until - time.monotonic()))  # usually past already: the service took longer
     _check_workers_running(workers, environment)
     log.info("provision: %s %s healthy at %s in %.1f s (pid %s); log: %s", ctx.service, ctx.version,
              environment.base_url, waited, proc.pid, log_path)
@@ -139,7 +142,8 @@ def _start_dependency(policy: Policy, ctx: RunContext, dep: Dependency) -> Runni
 
 
 def _check_workers_running(workers: list[RunningWorker], environment: Environment) -> None:
-    """A worker that ended while the service started (an import error, a broker it cannot reach) fails provisioning."""
+    """A worker that ended while the service started or within its start_grace_s (an import error, a broker it cannot
+    reach) fails provisioning."""
     for worker in workers:
         if not _alive(worker.pid, worker.pid_created):
             stop_process(environment.pid, environment.pid_created, environment.stop_signal, environment.stop_timeout_s)

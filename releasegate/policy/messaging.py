@@ -38,6 +38,8 @@ class Worker(_Spec):
     name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$", description="Short id, e.g. restock.")
     start: Command = Field(description="e.g. '{python} -m celery -A inventory.jobs worker --pool solo -Q restock'.")
     env: Env = Field(default_factory=dict, description="Added to environment.env, e.g. BROKER_URL: '{broker_url}'.")
+    start_grace_s: float = Field(1.0, ge=0, le=MAX_INTERVAL_S, description="The worker must still run this long "
+                                 "after it started (and when the service is healthy), else provisioning fails.")
     stop_signal: Literal["SIGTERM", "SIGINT", "SIGQUIT"] = "SIGTERM"
     stop_timeout_s: float = Field(10, gt=0, le=MAX_TIMEOUT_S)
 

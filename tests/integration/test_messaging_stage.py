@@ -66,9 +66,9 @@ def broker(request: pytest.FixtureRequest) -> dict:
     return {"kind": "rabbitmq", "url": AMQP_URL}
 
 
-def service(folder: Path, broker: dict, **messaging: object):
+def service(folder: Path, broker: dict, worker: str = WORKER, **messaging: object):
     """A small HTTP service with a kombu worker on the run's part of the broker, and an open run."""
-    (folder / "worker.py").write_text(WORKER)
+    (folder / "worker.py").write_text(worker)
     gate = {"service": "shop", "source": {"path": "."},
             "environment": {"start": "{python} -m http.server {port} --bind {host}",
                             "health": {"url": "http://{host}:{port}/", "timeout_s": 20},
@@ -167,3 +167,25 @@ def test_a_virtual_host_deleted_during_the_run_is_an_error_not_an_empty_queue():
     gone = RunningBroker(kind="rabbitmq", server_url=AMQP_URL, url=AMQP_URL, vhost="rg-never-made")
     with pytest.raises(StageError, match="virtual host rg-never-made does not exist"):
         queue_depths(gone, ["jobs"])
+
+
+def test_a_worker_that_ends_at_start_fails_provisioning_and_leaves_no_broker_part_behind(tmp_path: Path,
+                                                                                        broker: dict):
+    from releasegate.domain.errors import ProvisionError
+
+    policy, ctx = service(tmp_path, broker, "import sys\nprint('restock worker: no queue configured', flush=True)\n"
+                                            "sys.exit(3)\n")
+    before = _broker_parts(broker)
+    with pytest.raises(ProvisionError, match=r"worker jobs \(pid \d+\) ended before the service was healthy.*"
+                                             r"no queue configured"):
+        provision(policy, ctx)
+
+    assert _broker_parts(broker) - before == set()
+
+
+def _broker_parts(broker: dict) -> set[str]:
+    if broker["kind"] == "redis":
+        return {k.decode() for k in redis.Redis.from_url(REDIS_URL).scan_iter(match="rg-*")}
+    from releasegate.environment.brokers import _ctl_json
+
+    return {v["name"] for v in _ctl_json(None, "list_vhosts", "name") if v["name"].startswith("rg-")}
