@@ -250,6 +250,27 @@ class WaiverRow(Base):
     revoke_reason: Mapped[str | None] = mapped_column(Text)
 
 
+class WaiverRequestRow(Base):
+    """A waiver someone asked for and nobody has approved yet (``pending``), or what became of it: ``granted`` (the
+    waiver it became), ``rejected``. The approval step of a NO_GO run whose blockers all have one grants them."""
+
+    __tablename__ = "waiver_requests"
+    __table_args__ = (Index("ix_waiver_requests_service_status", "service", "status"),
+                      _one_of("status", ("pending", "granted", "rejected")))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    service: Mapped[str] = mapped_column(String(200))
+    fingerprint: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(Text)
+    requested_by: Mapped[str] = mapped_column(String(200))
+    expires_on: Mapped[date] = mapped_column(Date)
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    waiver_id: Mapped[int | None] = mapped_column(ForeignKey("waivers.id"))
+
+
 class AuditEventRow(Base):
     """Append-only; each row's ``hash`` covers its content and the previous row's hash."""
 

@@ -22,7 +22,7 @@ from persistence.audit import AuditRepository
 from persistence.defects import DefectRepository
 from persistence.load_samples import LoadSampleRepository
 from persistence.repositories import NotificationRepository, RunRepository, StageRepository, VerdictRepository
-from persistence.waivers import WaiverRepository
+from persistence.waivers import WaiverRepository, WaiverRequests
 
 log = logging.getLogger("releasegate")
 T = TypeVar("T")
@@ -51,6 +51,7 @@ class UnitOfWork:
         self.load_samples = LoadSampleRepository(self.session)
         self.audit = AuditRepository(self.session) if self._scrub is None else ScrubbedAudit(self.session, self._scrub)
         self.waivers = WaiverRepository(self.session, self.audit)
+        self.waiver_requests = WaiverRequests(self.session, self.audit, self.waivers)
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -4,7 +4,8 @@ The rules are the core's ``releasegate.domain.waiver_rules``: what a waiver must
 requester and approver in canonical form, an expiry within the policy's limit), when it applies (``applies``,
 spelled in SQL here as ``live``), one live waiver per finding, a revocation that is final. Granting and revoking
 each append an audit event in the same transaction. The table keeps a guarantee of its own: approver and
-requester differ.
+requester differ. A waiver may first be requested (``waiver_requests``: pending until an approver grants it,
+e.g. in the DAG's approval step, or rejects it).
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from sqlalchemy import ColumnElement, and_, insert, select, update
 from sqlalchemy.orm import Session
 
 from persistence.audit import AuditRepository
-from persistence.tables import WaiverRow
+from persistence.repositories import _rowcount
+from persistence.tables import WaiverRequestRow, WaiverRow
 from releasegate.domain.waiver_rules import check_no_overlap, check_not_revoked, status_at, utc_day
 
 Rows = list[dict[str, Any]]
 _WAIVER = WaiverRow.__table__
+_REQUEST = WaiverRequestRow.__table__
 
 
 def live(at: datetime) -> ColumnElement[bool]:
@@ -79,6 +82,62 @@ class WaiverRepository:
             query = query.where(_WAIVER.c.service == service)
         rows = [dict(r) for r in self.session.execute(query).mappings()]
         return [row | {"status": status_at(row, at)} for row in rows]
+
+
+class WaiverRequests:
+    """Waivers asked for, waiting for an approver (the rules are the core's ``waiver_rules.check_request``)."""
+
+    def __init__(self, session: Session, audit: AuditRepository, waivers: WaiverRepository) -> None:
+        self.session, self.audit, self.waivers = session, audit, waivers
+
+    def request(self, service: str, fingerprint: str, reason: str, requested_by: str, expires_on: date,
+                at: datetime, caller: dict[str, str] | None = None) -> dict[str, Any]:
+        for waiting in self.pending(service):
+            if waiting["fingerprint"] == fingerprint:
+                raise ValueError(f"request #{waiting['id']} already asks for a waiver of {fingerprint[:12]} of "
+                                 f"{service} (by {waiting['requested_by']}): it waits for an approver")
+        row = {"service": service, "fingerprint": fingerprint, "reason": reason, "requested_by": requested_by,
+               "expires_on": expires_on, "requested_at": at, "status": "pending"}
+        request = dict(self.session.execute(insert(_REQUEST).values(row).returning(*_REQUEST.c)).mappings().one())
+        self.audit.append("waiver.requested", f"{service}:{fingerprint}",
+                          {"request_id": request["id"], "reason": reason, "requested_by": requested_by,
+                           "expires_on": expires_on} | ({"caller": caller} if caller else {}), at, actor=requested_by)
+        return request
+
+    def pending(self, service: str | None = None) -> Rows:
+        query = select(_REQUEST).where(_REQUEST.c.status == "pending").order_by(_REQUEST.c.id)
+        if service is not None:
+            query = query.where(_REQUEST.c.service == service)
+        return [dict(r) for r in self.session.execute(query).mappings()]
+
+    def grant(self, request: dict[str, Any], approver: str, at: datetime,
+              caller: dict[str, str] | None = None) -> dict[str, Any]:
+        """The request becomes a waiver approved by ``approver`` (the core's rules checked them both)."""
+        waiver = self.waivers.grant(request["service"], request["fingerprint"], request["reason"],
+                                    request["requested_by"], approver, request["expires_on"], at,
+                                    caller=(caller or {}) | {"request_id": str(request["id"])})
+        self._decide(request["id"], "granted", approver, at, waiver["id"])
+        return waiver
+
+    def fulfil(self, waiver: dict[str, Any], at: datetime) -> list[int]:
+        """Pending requests for the finding a waiver now covers (granted another way, e.g. ``waive``) become
+        ``granted`` by it; their ids."""
+        ids = [r["id"] for r in self.pending(waiver["service"]) if r["fingerprint"] == waiver["fingerprint"]]
+        for request_id in ids:
+            self._decide(request_id, "granted", waiver["approver"], at, waiver["id"])
+        return ids
+
+    def reject(self, request: dict[str, Any], by: str, at: datetime) -> None:
+        self._decide(request["id"], "rejected", by, at, None)
+        self.audit.append("waiver.request_rejected", f"{request['service']}:{request['fingerprint']}",
+                          {"request_id": request["id"], "by": by}, at, actor=by)
+
+    def _decide(self, request_id: int, status: str, by: str, at: datetime, waiver_id: int | None) -> None:
+        result = self.session.execute(update(_REQUEST).where(_REQUEST.c.id == request_id,
+                                                             _REQUEST.c.status == "pending").values(
+            status=status, decided_by=by, decided_at=at, waiver_id=waiver_id))
+        if not _rowcount(result):
+            raise ValueError(f"waiver request #{request_id} is no longer pending")
 
 
 def _audit_payload(waiver: dict[str, Any], caller: dict[str, str] | None = None) -> dict[str, Any]:

@@ -1,6 +1,7 @@
-"""The DAG's approval step (docs/decisions/0018): an INCONCLUSIVE run, when the trigger asks for it
-(``approval_timeout_minutes`` > 0), waits in Airflow's human-in-the-loop step ``ask_approval`` for an Airflow user
-other than the one who triggered it; ``settle_approval`` records the answer and concludes the run again.
+"""The DAG's approval step (docs/decisions/0018): an INCONCLUSIVE run, or a NO_GO whose blockers all have pending
+waiver requests, when the trigger asks for it (``approval_timeout_minutes`` > 0), waits in Airflow's
+human-in-the-loop step ``ask_approval`` for an Airflow user other than the one who triggered it;
+``settle_approval`` records the answer and concludes the run again.
 
 Everything here runs inside a task; the DAG file imports nothing of it when it is parsed.
 """
@@ -17,26 +18,29 @@ MAX_MINUTES = 7 * 24 * 60
 
 def wanted(outcome: dict, params: dict) -> bool:
     """Whether this run goes to the approval step: asked for by the trigger, and INCONCLUSIVE with missing
-    evidence a person could accept."""
-    from releasegate.pipeline.approval import needs_approval
+    evidence a person could accept, or NO_GO with a pending waiver request for every blocker."""
+    from releasegate.pipeline.approval import needs_approval, pending_requests
 
     minutes = float(params.get("approval_timeout_minutes") or 0)
     if minutes <= 0:
         log.info("approval step: not asked for (approval_timeout_minutes is 0)")
         return False
-    if not needs_approval(outcome):
-        log.info("approval step: not needed (%s)", outcome.get("decision"))
+    kind = needs_approval(outcome, pending_requests(str(outcome.get("service"))))
+    if kind is None:
+        log.info("approval step: not needed (%s%s)", outcome.get("decision"),
+                 ": a blocker has no pending waiver request" if outcome.get("decision") == "NO_GO" else "")
         return False
-    log.info("approval step: %s %s is INCONCLUSIVE; waiting up to %g minute(s) for an Airflow user's answer",
-             outcome.get("service"), outcome.get("version"), minutes)
+    log.info("approval step (%s): %s %s is %s; waiting up to %g minute(s) for an Airflow user's answer", kind,
+             outcome.get("service"), outcome.get("version"), outcome.get("decision"), minutes)
     return True
 
 
 def request(outcome: dict, params: dict, dag_run: Any) -> tuple[str, str, timedelta]:
     """The approval step's subject, body and response timeout for this run."""
-    from releasegate.pipeline.approval import request_text
+    from releasegate.pipeline.approval import pending_requests, request_text
 
-    subject, body = request_text(outcome, getattr(dag_run, "triggering_user_name", None))
+    subject, body = request_text(outcome, getattr(dag_run, "triggering_user_name", None),
+                                 pending=pending_requests(str(outcome.get("service"))))
     minutes = min(max(float(params.get("approval_timeout_minutes") or 0), 0.05), MAX_MINUTES)
     return subject, body, timedelta(minutes=minutes)
 

@@ -89,12 +89,14 @@ def conf_policy(policy: str) -> str:
     return str(path.resolve()) if not path.is_absolute() and path.is_file() else policy
 
 
-def trigger(api: AirflowApi, service: str, version: str, policy: str) -> str:
+def trigger(api: AirflowApi, service: str, version: str, policy: str, approval_timeout_minutes: float = 0) -> str:
     dag = api.call("GET", f"/api/v2/dags/{DAG_ID}").json()
     if dag.get("is_paused"):
         raise TriggerError(f"the {DAG_ID} DAG is paused, so a run would wait forever — unpause it in the UI or "
                            f"with `airflow dags unpause {DAG_ID}`")
-    conf = {"service": service, "version": version, "policy": conf_policy(policy)}
+    conf: dict[str, object] = {"service": service, "version": version, "policy": conf_policy(policy)}
+    if approval_timeout_minutes:
+        conf["approval_timeout_minutes"] = approval_timeout_minutes
     run = api.call("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": conf}).json()
     log.info("triggered %s run %s for %s %s", DAG_ID, run["dag_run_id"], service, version)
     return run["dag_run_id"]

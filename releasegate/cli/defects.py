@@ -30,6 +30,18 @@ def add_admin_commands(sub) -> None:
     revoke.add_argument("--by", required=True)
     revoke.add_argument("--reason", required=True)
     revoke.set_defaults(func=cmd_waivers_revoke)
+    ask = wsub.add_parser("request", help="ask for a waiver an approver grants later (the DAG's approval step)")
+    ask.add_argument("fingerprint", help="the defect's fingerprint, or a unique prefix of 8+ characters")
+    ask.add_argument("--service", required=True)
+    ask.add_argument("--reason", required=True)
+    ask.add_argument("--requested-by", required=True)
+    ask.add_argument("--expires", required=True, metavar="YYYY-MM-DD", help="the first day it no longer applies")
+    ask.add_argument("--policy", help="the service's gate.yaml, for waivers.max_days")
+    ask.set_defaults(func=cmd_waivers_request)
+    asked = wsub.add_parser("requests", help="waiver requests waiting for an approver")
+    asked.add_argument("--service")
+    asked.add_argument("--json", action="store_true")
+    asked.set_defaults(func=cmd_waivers_requests)
 
     audit = sub.add_parser("audit", help="the audit trail")
     asub = audit.add_subparsers(dest="audit_command", required=True)
@@ -74,6 +86,24 @@ def cmd_waivers_revoke(args: argparse.Namespace) -> int:
     waiver = admin.revoke_waiver(args.id, args.by, args.reason)
     print(f"waiver #{waiver['id']} revoked by {waiver['revoked_by']}")
     return 0
+
+
+def cmd_waivers_request(args: argparse.Namespace) -> int:
+    from releasegate.records import admin
+
+    request = admin.request_waiver(args.fingerprint, args.service, args.reason, args.requested_by,
+                                   admin.parse_day(args.expires), policy=args.policy)
+    print(f"waiver request #{request['id']} for {request['fingerprint'][:16]} waits for an approver "
+          "(the approval step of a release_gate run, or `releasegate waive`)")
+    return 0
+
+
+def cmd_waivers_requests(args: argparse.Namespace) -> int:
+    from releasegate.records import admin
+
+    rows = admin.pending_waiver_requests(service=args.service)
+    return print_rows(rows, args.json, lambda r: f"#{r['id']}  {r['service']}  {r['fingerprint'][:16]}  until "
+                                                 f"{r['expires_on']}  requested by {r['requested_by']}: {r['reason']}")
 
 
 def cmd_audit_verify(_args: argparse.Namespace) -> int:

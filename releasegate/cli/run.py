@@ -73,6 +73,9 @@ def add_trigger_command(sub) -> None:
     trigger.add_argument("--wait", action="store_true", help="wait for the verdict and exit by it")
     trigger.add_argument("--timeout", type=float, default=3600, metavar="SECONDS", help="longest wait (default 3600)")
     trigger.add_argument("--json", action="store_true", help="print one JSON object")
+    trigger.add_argument("--approval-timeout-minutes", type=float, default=0, metavar="MINUTES",
+                         help="let an INCONCLUSIVE run (or a NO_GO whose blockers all have waiver requests) wait this "
+                              "long for an Airflow user other than you to approve it (default 0: no approval step)")
     trigger.set_defaults(func=cmd_trigger)
 
 
@@ -93,7 +96,9 @@ def cmd_trigger(args: argparse.Namespace) -> int:
 
 def _trigger(args: argparse.Namespace, trigger) -> int:
     api = trigger.AirflowApi.from_environment()
-    run_id = trigger.trigger(api, args.service, args.version, args.policy)
+    if args.approval_timeout_minutes < 0:
+        raise trigger.TriggerError("--approval-timeout-minutes must be 0 (no approval step) or more")
+    run_id = trigger.trigger(api, args.service, args.version, args.policy, args.approval_timeout_minutes)
     if not args.wait:
         print(json.dumps({"dag_run_id": run_id, "dag_run_state": "queued"}) if args.json else f"triggered {run_id}")
         return 0

@@ -89,6 +89,21 @@ def check_max_days(max_days: int) -> int:
 def check_grant(reason: str, requested_by: str, approver: str, expires_on: date, at: datetime,
                 max_days: int = DEFAULT_MAX_DAYS) -> Grant:
     """The waiver as it may be stored, or ValueError saying what to change."""
+    request = check_request(reason, requested_by, expires_on, at, max_days)
+    if not approver.strip():
+        raise ValueError("a waiver needs both the person who requests it and the one who approves it")
+    approving = canonical_identity(approver, "approver (--approver)")
+    if request.requested_by == approving:
+        raise ValueError(f"{approving!r} cannot approve their own waiver (requester {requested_by!r} and approver "
+                         f"{approver!r} are the same person once written alike): ask someone else (a second "
+                         "person who accepts the risk) to be the approver")
+    return Grant(request.reason, request.requested_by, approving, expires_on)
+
+
+def check_request(reason: str, requested_by: str, expires_on: date, at: datetime,
+                  max_days: int = DEFAULT_MAX_DAYS) -> Grant:
+    """A waiver request as it may be stored (everything a grant needs but the approver, who is ``""``), or
+    ValueError saying what to change."""
     reason = reason.strip()
     if not reason:
         raise ValueError("a waiver needs a reason: say why the finding may ship and what limits the risk "
@@ -96,16 +111,11 @@ def check_grant(reason: str, requested_by: str, approver: str, expires_on: date,
     if len(reason) > MAX_REASON_CHARS:
         raise ValueError(f"the reason is {len(reason)} characters long: keep it to {MAX_REASON_CHARS} and link "
                          "the ticket for the rest")
-    if not requested_by.strip() or not approver.strip():
+    if not requested_by.strip():
         raise ValueError("a waiver needs both the person who requests it and the one who approves it")
     requester = canonical_identity(requested_by, "requester (--requested-by)")
-    approving = canonical_identity(approver, "approver (--approver)")
-    if requester == approving:
-        raise ValueError(f"{approving!r} cannot approve their own waiver (requester {requested_by!r} and approver "
-                         f"{approver!r} are the same person once written alike): ask someone else (a second "
-                         "person who accepts the risk) to be the approver")
     check_expiry(expires_on, at, max_days)
-    return Grant(reason, requester, approving, expires_on)
+    return Grant(reason, requester, "", expires_on)
 
 
 def check_expiry(expires_on: date, at: datetime, max_days: int = DEFAULT_MAX_DAYS) -> None:

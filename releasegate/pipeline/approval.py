@@ -1,7 +1,9 @@
-"""A person's decision on a run the gate could not decide: Airflow's approval step asks, this module records.
+"""A person's decision on a run the gate could not pass: Airflow's approval step asks, this module records.
 
-An INCONCLUSIVE run can go to an approval step (the DAG's ``ask_approval``, Airflow's human-in-the-loop
-operator): an approver who is not the person who triggered the run may accept the missing evidence it names.
+Two kinds of run can go to an approval step (the DAG's ``ask_approval``, Airflow's human-in-the-loop operator):
+an INCONCLUSIVE one, whose missing evidence an approver may accept for this run; and a NO_GO one whose blockers
+all have pending waiver requests (``releasegate waivers request``), which an approval grants (each waiver approved
+by that Airflow user, who must be neither its requester nor the person who triggered the run).
 The answer is kept in the audit trail (``run.approved``, ``run.approval_refused``, ``run.approval_rejected``:
 hash-chained, naming the Airflow user), and an approval is an input of the verdict like a waiver: the run is
 concluded again, and the accepted gaps stop deciding while everything else (a blocking finding, a gap it did
@@ -23,11 +25,36 @@ from releasegate.records.audit import record
 log = logging.getLogger("releasegate")
 APPROVE, REJECT = "Approve", "Reject"
 APPROVED = "run.approved"
+APPROVED_WAIVERS = "run.approved_waivers"  # the waivers it granted are the verdict's input (no Approval)
 
 
-def needs_approval(outcome: dict[str, Any]) -> bool:
-    """Whether a concluded run can go to a person: INCONCLUSIVE, with missing evidence to accept."""
-    return outcome.get("decision") == Decision.INCONCLUSIVE.value and bool(gaps(outcome))
+def needs_approval(outcome: dict[str, Any], pending: list[dict[str, Any]] | None = None) -> str | None:
+    """What a person could decide on this concluded run: ``"inconclusive"`` (missing evidence to accept),
+    ``"waivers"`` (a NO_GO whose every blocker has a pending waiver request in ``pending``), or None."""
+    if outcome.get("decision") == Decision.INCONCLUSIVE.value and gaps(outcome):
+        return "inconclusive"
+    if outcome.get("decision") == Decision.NO_GO.value and requests_for(outcome, pending or []):
+        return "waivers"
+    return None
+
+
+def blockers(outcome: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r for r in outcome.get("reasons", []) if r.get("severity") != Severity.low.value]
+
+
+def requests_for(outcome: dict[str, Any], pending: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The pending waiver requests that cover every blocker of a NO_GO (one per blocker), or [] when any blocker
+    has none (an approval can only grant what was asked for)."""
+    by_fingerprint = {r["fingerprint"]: r for r in pending}
+    wanted = blockers(outcome)
+    if not wanted or any(r.get("fingerprint") not in by_fingerprint for r in wanted):
+        return []
+    return [by_fingerprint[r["fingerprint"]] for r in wanted]
+
+
+def pending_requests(service: str) -> list[dict[str, Any]]:
+    with store.unit_of_work() as uow:
+        return uow.waiver_requests.pending(service)
 
 
 def gaps(outcome: dict[str, Any]) -> list[dict[str, Any]]:
@@ -36,8 +63,22 @@ def gaps(outcome: dict[str, Any]) -> list[dict[str, Any]]:
             and r.get("severity") != Severity.low.value and r.get("fingerprint")]
 
 
-def request_text(outcome: dict[str, Any], requested_by: str | None, shown: int = 10) -> tuple[str, str]:
+def request_text(outcome: dict[str, Any], requested_by: str | None, shown: int = 10,
+                 pending: list[dict[str, Any]] | None = None) -> tuple[str, str]:
     """The approval step's subject and body (Markdown, as Airflow's UI shows it)."""
+    asked = requests_for(outcome, pending or []) if outcome.get("decision") == Decision.NO_GO.value else []
+    if asked:
+        subject = f"{outcome['service']} {outcome['version']}: NO_GO — grant the {len(asked)} waiver(s) asked for?"
+        lines = ["Every blocker of this release has a pending waiver request. **Approve** grants them all, approved "
+                 "by you (you may not be a requester, nor the person who triggered the run); **Reject** or no "
+                 "answer keeps the run NO_GO.", ""]
+        lines += [f"- #{r['id']} `{str(r['fingerprint'])[:12]}` until {r['expires_on']}, asked by "
+                  f"{r['requested_by']}: {_one_line(r['reason'])}" for r in asked[:shown]]
+        if len(asked) > shown:
+            lines.append(f"- and {len(asked) - shown} more (`releasegate waivers requests --service "
+                         f"{outcome['service']}`)")
+        lines += ["", f"Triggered by: {requested_by or 'unknown'}. Report: {outcome.get('report', '')}"]
+        return subject, "\n".join(lines)
     subject = f"{outcome['service']} {outcome['version']}: INCONCLUSIVE — accept the missing evidence?"
     lines = ["The gate could not decide this release: the evidence below is missing. **Approve** accepts it for "
              "this run only (it stops deciding; every finding still decides); **Reject** or no answer keeps the "
@@ -63,7 +104,8 @@ def settle(ctx: RunContext, outcome: dict[str, Any], response: dict[str, Any] | 
     chosen = (response or {}).get("chosen_options") or []
     user = (response or {}).get("responded_by_user") or {}
     approver = str(user.get("name") or user.get("id") or "")
-    accepted = [r["fingerprint"] for r in gaps(outcome)]
+    asked = requests_for(outcome, pending_requests(ctx.service)) if outcome.get("decision") == "NO_GO" else []
+    accepted = [r["fingerprint"] for r in (asked or gaps(outcome))]
     base = {"decision_before": outcome.get("decision"), "requested_by": requested_by or "", "accepted": accepted}
     if chosen != [APPROVE]:
         what = "timed_out" if response is None or not approver else "rejected"
@@ -71,10 +113,13 @@ def settle(ctx: RunContext, outcome: dict[str, Any], response: dict[str, Any] | 
                else f"{approver} rejected it")
         _audit(ctx, "run.approval_rejected", base | {"outcome": what, "by": approver}, now, approver or None)
         return what, why
-    refusal = _refusal(approver, requested_by)
+    refusal = _refusal(approver, requested_by) or (_grant_refusal(ctx, asked, approver, now) if asked else None)
     if refusal:
         _audit(ctx, "run.approval_refused", base | {"by": approver, "why": refusal}, now, approver or None)
         return "refused", refusal
+    if asked:
+        granted = _grant(ctx, asked, approver, now, base)
+        return "approved", f"{approver} granted waiver(s) #{', #'.join(str(w['id']) for w in granted)}"
     approval = Approval(approver=approver, requested_by=requested_by or "", approved_at=now, accepted=accepted)
     _audit(ctx, APPROVED, base | approval.model_dump(mode="json"), now, approver)
     return "approved", f"{approver} accepted {len(accepted)} missing piece(s) of evidence"
@@ -96,6 +141,36 @@ def _refusal(approver: str, requested_by: str | None) -> str | None:
         return (f"{approver} triggered this run and cannot approve it: another Airflow user with access to the "
                 "release_gate DAG must answer")
     return None
+
+
+def _grant_refusal(ctx: RunContext, asked: list[dict[str, Any]], approver: str, now: datetime) -> str | None:
+    """Why these waivers cannot be granted by ``approver`` now (the rules a CLI grant obeys), if they cannot."""
+    from releasegate.domain.waiver_rules import check_grant
+    from releasegate.records.admin import waiver_max_days
+
+    max_days = waiver_max_days(ctx.service, ctx.policy_path)
+    for request in asked:
+        try:
+            check_grant(request["reason"], request["requested_by"], approver, request["expires_on"], now, max_days)
+        except ValueError as exc:
+            return f"waiver request #{request['id']}: {exc}"
+    return None
+
+
+def _grant(ctx: RunContext, asked: list[dict[str, Any]], approver: str, now: datetime,
+           base: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every request granted by ``approver``, and the approval recorded, in one transaction."""
+    who = canonical_identity(approver, "approver")
+
+    def work(uow) -> list[dict[str, Any]]:
+        granted = [uow.waiver_requests.grant(request, who, now) for request in asked]
+        record(uow, APPROVED_WAIVERS, f"{ctx.service}:{ctx.version}",
+               base | {"approver": who, "waivers": [w["id"] for w in granted]}, now, ctx.run_id, actor=who)
+        return granted
+
+    granted: list[dict[str, Any]] = store.transaction(work, what="granting the requested waivers")
+    log.info("run.approved: %s granted %d waiver(s) for %s %s", who, len(granted), ctx.service, ctx.version)
+    return granted
 
 
 def _audit(ctx: RunContext, kind: str, payload: dict[str, Any], at: datetime, actor: str | None) -> None:

@@ -109,8 +109,30 @@ def waive(fingerprint: str, service: str, reason: str, requested_by: str, approv
         full = full_fingerprint(fingerprint) if unseen else resolve_fingerprint(uow, service, fingerprint)
         waiver = uow.waivers.grant(service, full, grant.reason, grant.requested_by, grant.approver,
                                    grant.expires_on, at, caller=caller())
+        uow.waiver_requests.fulfil(waiver, at)
         uow.commit()
     return waiver
+
+
+def request_waiver(fingerprint: str, service: str, reason: str, requested_by: str, expires: date,
+                   at: datetime | None = None, policy: str | None = None) -> dict[str, Any]:
+    """Ask for a waiver an approver will grant later (the DAG's approval step of a NO_GO run whose blockers all
+    have one, or ``waive``); the same rules as a grant, but for the approver."""
+    at = at or now()
+    max_days = waiver_max_days(service, policy)
+    with refusals():
+        asked = waiver_rules.check_request(reason, requested_by, expires, at, max_days)
+    with store.unit_of_work() as uow, refusals():
+        full = resolve_fingerprint(uow, service, fingerprint)
+        request = uow.waiver_requests.request(service, full, asked.reason, asked.requested_by, asked.expires_on, at,
+                                              caller=caller())
+        uow.commit()
+    return request
+
+
+def pending_waiver_requests(service: str | None = None) -> list[dict[str, Any]]:
+    with store.unit_of_work() as uow:
+        return uow.waiver_requests.pending(service)
 
 
 def waiver_max_days(service: str, policy: str | None = None) -> int:

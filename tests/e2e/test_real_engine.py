@@ -156,12 +156,12 @@ def test_an_inconclusive_run_waits_for_a_person_who_did_not_trigger_it(cluster, 
     url, admin = _api(env, env["RELEASEGATE_AIRFLOW_USERNAME"], env["RELEASEGATE_AIRFLOW_PASSWORD"])
     _, approver = _api(env, env["RELEASEGATE_CLUSTER_APPROVER"], env["RELEASEGATE_CLUSTER_APPROVER_PASSWORD"])
     runs = {}
-    for case, minutes in (("approved", 10), ("self", 10), ("silence", 0.1)):
-        conf = {"service": "inventory", "version": "1.0.0", "policy": str(policy), "approval_timeout_minutes": minutes}
-        response = admin.post(f"{url}/api/v2/dags/release_gate/dagRuns", json={"logical_date": None, "conf": conf},
-                              timeout=60)
-        assert response.status_code == 200, response.text
-        runs[case] = response.json()["dag_run_id"]
+    for case, minutes in (("approved", 10), ("self", 10), ("silence", 0.1)):  # as the release train triggers
+        proc = subprocess.run([str(BIN / "releasegate"), "trigger", "--service", "inventory", "--version", "1.0.0",
+                               "--policy", str(policy), "--json", "--approval-timeout-minutes", str(minutes)],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        runs[case] = json.loads(proc.stdout)["dag_run_id"]
 
     deadline = time.monotonic() + 600
     answered = set()

@@ -28,7 +28,7 @@ def test_upgrade_downgrade_upgrade_from_any_directory(db_url, tmp_path, monkeypa
     assert after_first_upgrade == (GATE_TABLES | {"alembic_version"}, head())
     assert after_downgrade == (set(), None)
     assert table_names(db_url) == GATE_TABLES | {"alembic_version"}
-    assert current(db_url) == head() == "0004"
+    assert current(db_url) == head() == "0005"
 
 
 def test_models_match_migrations(db_url):

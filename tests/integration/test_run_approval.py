@@ -1,7 +1,8 @@
-"""A person's answer to an INCONCLUSIVE run, as the DAG's approval step records it: an approval by someone other
-than the person who triggered the run accepts the missing evidence it names and the run is concluded again; a
-self-approval, an approval that names nobody, a run nobody is known to have triggered, a rejection and a timeout
-change nothing. Every answer is in the audit trail, naming the Airflow user."""
+"""A person's answer to a run the gate could not pass, as the DAG's approval step records it: an approval by
+someone other than the person who triggered the run accepts the missing evidence of an INCONCLUSIVE run, or grants
+the waivers requested for every blocker of a NO_GO, and the run is concluded again; a self-approval, an approval
+that names nobody, a run nobody is known to have triggered, a rejection and a timeout change nothing. Every answer
+is in the audit trail, naming the Airflow user."""
 
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ def audit(run_id: str) -> list[tuple[str, str | None, dict]]:
 
 def test_an_approval_by_another_user_turns_the_run_to_go_and_names_them(tmp_path):
     ctx, outcome = inconclusive_run(tmp_path)
-    assert outcome["decision"] == "INCONCLUSIVE" and needs_approval(outcome)
+    assert outcome["decision"] == "INCONCLUSIVE" and needs_approval(outcome) == "inconclusive"
     subject, body = request_text(outcome, "alice")
     assert "INCONCLUSIVE" in subject and "`pytest[gone]`" in body and "alice" in body
 
@@ -99,3 +100,46 @@ def test_nothing_but_an_approval_by_someone_else_changes_the_verdict(tmp_path):
         kind, _actor, payload = events[-1]
         assert kind == ("run.approval_refused" if what == "refused" else "run.approval_rejected"), what
         assert payload["accepted"] and payload["decision_before"] == "INCONCLUSIVE"
+
+
+def test_an_approval_grants_the_waivers_requested_for_every_blocker_of_a_no_go(tmp_path):
+    from datetime import date, timedelta
+
+    from releasegate.records import admin
+
+    policy = tiny_policy(tmp_path, environment=False, extra={"suites": [{"name": "red", "paths": ["red"]}]})
+    (tmp_path / "tiny" / "1.0.0" / "red").mkdir()
+    (tmp_path / "tiny" / "1.0.0" / "red" / "test_red.py").write_text(
+        "def test_red():\n    assert 1 == 2\n\ndef test_also_red():\n    assert 2 == 3\n")
+    ctx = pipeline.begin(policy, "1.0.0", run_id=f"release_gate__manual-{tmp_path.name}")
+    for name in pipeline.stage_names(pipeline.policy_of(ctx)):
+        pipeline.run_stage(ctx, name, None)
+    pipeline.finish(ctx, None)
+    outcome = pipeline.conclude(ctx).as_json()
+    first, second = (r["fingerprint"] for r in outcome["reasons"])
+    until = date.today() + timedelta(days=14)
+
+    asked = admin.request_waiver(first, "tiny", "flaky upstream; fix in TINY-1", "alice", until)
+    assert needs_approval(outcome, admin.pending_waiver_requests("tiny")) is None  # one blocker has no request
+    admin.request_waiver(second, "tiny", "known; fix in TINY-2", "dave", until)
+    pending = admin.pending_waiver_requests("tiny")
+    assert needs_approval(outcome, pending) == "waivers"
+    subject, body = request_text(outcome, "carol", pending=pending)
+    assert "grant the 2 waiver(s)" in subject and f"#{asked['id']}" in body and "alice" in body
+
+    refused = settle(ctx, outcome, answer("Approve", "Alice"), requested_by="carol")  # a requester
+    by_trigger = settle(ctx, outcome, answer("Approve", "carol"), requested_by="carol")
+    approved = settle(ctx, outcome, answer("Approve", "bob"), requested_by="carol")
+    again = pipeline.conclude(ctx)
+
+    assert refused[0] == "refused" and "cannot approve their own waiver" in refused[1]
+    assert by_trigger[0] == "refused" and "carol triggered this run" in by_trigger[1]
+    assert approved[0] == "approved" and approved[1].startswith("bob granted waiver(s) #")
+    assert again.verdict.decision.value == "GO"
+    assert sorted((w.approver, w.requested_by) for w in again.verdict.waivers) == [("bob", "alice"), ("bob", "dave")]
+    assert admin.pending_waiver_requests("tiny") == []
+    kinds = [(kind, actor) for kind, actor, _payload in audit(ctx.run_id)]
+    assert kinds == [("run.approval_refused", "Alice"), ("run.approval_refused", "carol")]
+    with store.unit_of_work() as uow:
+        granted = uow.audit.events(kind="run.approved_waivers")
+    assert [(e["actor"], len(e["payload"]["waivers"])) for e in granted] == [("bob", 2)]

@@ -6,6 +6,7 @@ import json
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
+from sqlalchemy import text
 
 from persistence import UnitOfWork
 
@@ -301,3 +302,31 @@ def test_a_finding_not_seen_yet_is_waived_by_its_full_fingerprint_only(cli_db):
 
     assert (granted["fingerprint"], granted["status"], granted["approver"]) == (unseen, "active", "bob")
     assert [w["fingerprint"] for w in waiver_rows_and_events()[0]] == [unseen]
+
+
+def test_cli_waiver_request_waits_for_an_approver_and_a_grant_settles_it(cli_db, capsys):
+    ask = ["--service", "orders", "--reason", "behind the VPN until 2.0", "--requested-by", "alice",
+           "--expires", IN_A_MONTH]
+    code, out, _ = cli(capsys, "waivers", "request", FP_A[:10], *ask)
+    twice = cli(capsys, "waivers", "request", FP_A[:10], *ask)
+    no_reason = cli(capsys, "waivers", "request", FP_B, *ask[:2], "--reason", " ", *ask[4:])
+    pending = json.loads(cli(capsys, "waivers", "requests", "--service", "orders", "--json")[1])
+    waiver_id = int(cli(capsys, "waive", FP_A, *WAIVE)[1])  # granted another way: the request is settled
+    after = json.loads(cli(capsys, "waivers", "requests", "--json")[1])
+
+    assert code == 0 and out.startswith("waiver request #") and "waits for an approver" in out
+    assert twice[0] == 2 and "already asks for a waiver" in twice[2]
+    assert no_reason[0] == 2 and "a waiver needs a reason" in no_reason[2]
+    assert [(r["fingerprint"], r["requested_by"], r["status"]) for r in pending] == [(FP_A, "alice", "pending")]
+    assert after == []
+    with UnitOfWork(store_engine()) as uow:
+        row = uow.session.execute(text("SELECT status, decided_by, waiver_id FROM waiver_requests")).one()
+        kinds = [e["kind"] for e in uow.audit.events()]
+    assert tuple(row) == ("granted", "bob", waiver_id)
+    assert kinds.count("waiver.requested") == 1 and kinds.count("waiver.granted") == 1
+
+
+def store_engine():
+    from releasegate.records import store
+
+    return store.engine()
