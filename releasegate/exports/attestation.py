@@ -87,7 +87,10 @@ def signing_key() -> PrivateKey | None:
 
     key_path = os.environ.get(SIGNING_KEY_ENV, "").strip()
     if key_path:
-        return load_private_key(Path(key_path))
+        try:
+            return load_private_key(Path(key_path))
+        except SigningError as exc:  # the path is redacted in logs (a *_KEY variable's value): name the variable
+            raise SigningError(f"{SIGNING_KEY_ENV}: {exc}") from None
     connection = signing_key_connection()
     if connection is None:
         return None

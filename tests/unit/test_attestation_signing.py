@@ -159,3 +159,21 @@ def test_a_connection_without_a_key_is_a_clear_error(evidence, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_RELEASEGATE_SIGNING_KEY", json.dumps({"conn_type": "generic"}))
     with pytest.raises(SigningError, match="releasegate_signing_key has no password"):
         attest(evidence, ABOUT)
+
+
+def test_the_gate_logs_an_unusable_key_and_keeps_going_without_a_statement(tmp_path, monkeypatch, caplog):
+    from releasegate.pipeline.conclusion import attest_evidence
+    from tests.support.builders import run_context
+
+    ctx = run_context(tmp_path)
+    ctx.evidence.mkdir(parents=True)
+    (ctx.evidence / "verdict.json").write_text("{}\n")
+    write_manifest(ctx.evidence)
+    (ctx.evidence / ATTESTATION).write_text("{}")  # a statement from an earlier conclusion
+    monkeypatch.setenv(SIGNING_KEY_ENV, str(tmp_path / "missing.pem"))
+    with caplog.at_level(logging.ERROR, logger="releasegate"):
+        attest_evidence(ctx, "GO", "sha256:" + "a" * 64, T0)
+    assert not (ctx.evidence / ATTESTATION).exists()
+    # the variable's value counts as a secret (its name ends in KEY) and is redacted: the message names the variable
+    assert f"attestation: not written: SigningError: {SIGNING_KEY_ENV}: key file" in caplog.text
+    assert "not found" in caplog.text
