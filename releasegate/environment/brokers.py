@@ -83,6 +83,17 @@ def queue_depths(broker: RunningBroker, names: list[str]) -> dict[str, int]:
     return {name: found.get(name, 0) for name in names}
 
 
+def counters(broker: RunningBroker, keys: list[str]) -> dict[str, int]:
+    """Redis counters under the run's prefix (a key never set counts 0)."""
+    if broker.kind != "redis":
+        raise StageError("job counters are read from Redis; this run's broker is RabbitMQ")
+    values = _redis(broker.url).mget([f"{broker.prefix}{key}" for key in keys]) if keys else []
+    try:
+        return {key: int(value or 0) for key, value in zip(keys, values)}
+    except ValueError:
+        raise StageError(f"a job counter is not a number: {dict(zip(keys, values))}") from None
+
+
 def _with_vhost(url: str, vhost: str) -> str:
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, f"/{vhost}", parts.query, parts.fragment))

@@ -44,13 +44,24 @@ class Worker(_Spec):
     stop_timeout_s: float = Field(10, gt=0, le=MAX_TIMEOUT_S)
 
 
+class JobCounts(_Spec):
+    """Counters the service and its workers keep on Redis under the run's prefix ({broker_prefix}): every job created
+    must be completed."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$", description="Short id, e.g. restock.")
+    created: str = Field(pattern=QUEUE_NAME, description="Key the service increments per job it queues.")
+    completed: str = Field(pattern=QUEUE_NAME, description="Key the worker increments per job it completed.")
+
+
 class Messaging(_Spec):
-    """After the suites and the load test: the queues drain, the dead-letter queues stay empty."""
+    """After the suites and the load test: the queues drain, the dead-letter queues stay empty, the jobs complete."""
 
     queues: list[str] = Field(min_length=1, description="Queues that must drain (0 messages) within drain_timeout_s.")
     dead_letter_queues: list[str] = Field(default_factory=list, description="Queues that must hold no message.")
     drain_timeout_s: float = Field(60, gt=0, le=MAX_TIMEOUT_S)
     interval_s: float = Field(0.5, gt=0, le=MAX_INTERVAL_S)
+    jobs: list[JobCounts] = Field(default_factory=list, description="Redis only: created and completed counters per "
+                                  "kind of job; fewer completed than created is a finding.")
     severity: Severity = Field(Severity.high, description="Severity of a queue that does not drain or a dead letter.")
     required: bool = True
 

@@ -63,6 +63,9 @@ class Policy(_Spec):
     def _broker_for_messaging(self) -> Policy:
         if self.messaging and (self.environment is None or self.environment.broker is None):
             raise ValueError("messaging counts the queues of the run's broker: add environment.broker (kind, url)")
+        if self.messaging and self.messaging.jobs and self.environment and self.environment.broker \
+                and self.environment.broker.kind != "redis":
+            raise ValueError("messaging.jobs reads counters from Redis: use a redis broker, or leave jobs out")
         return self
 
     @property

@@ -39,6 +39,7 @@ def test_broken_release_is_no_go_for_four_distinct_reasons(broken):
     assert "the downgrade (down) failed at revision 0002_restock_notifications: sqlite3.OperationalError" in messages
     assert "messaging" in reason_stages(data)
     assert re.search(r"messaging: dead-letter queue restock\.dead holds [1-9][0-9]* messages", messages), messages
+    assert re.search(r"messaging: jobs restock: ([1-9][0-9]*) created, 0 completed — \1 did not complete", messages)
     assert all(r["fingerprint"] and r["severity"] for r in data["reasons"])
 
 

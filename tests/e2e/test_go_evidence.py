@@ -4,6 +4,7 @@ statement `releasegate attestation verify` accepts until one byte of evidence ch
 
 import hashlib
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -59,6 +60,7 @@ def test_a_go_runs_checklist_and_advisory_data(quick_policy, tmp_path):
     messaging = next(s for s in document["stages"] if s["stage"] == "messaging")
     assert messaging["status"] == "passed", messaging["summary"]
     assert "queues restock " in messaging["summary"] and "dead-letter restock.dead 0" in messaging["summary"]
+    assert re.search(r"; jobs restock ([1-9][0-9]*)/\1 completed;", messaging["summary"]), messaging["summary"]
     folder = Path(data["evidence_dir"])
     assert {(folder / "dast" / "report.json").is_file(), (folder / "authz" / "matrix.json").is_file()} == {True}
     stages = {s["stage"]: s for s in document["stages"]}

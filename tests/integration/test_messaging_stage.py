@@ -42,6 +42,9 @@ with Connection(url, transport_options=options) as connection:
             continue
         if message.payload == "bad":
             dead.put({"job": message.payload, "error": "restock of an unknown item"})
+        elif url.startswith("redis"):
+            import redis
+            redis.Redis.from_url(url).incr(prefix + "jobs.completed")
         message.ack()
 """
 
@@ -189,3 +192,24 @@ def _broker_parts(broker: dict) -> set[str]:
     from releasegate.environment.brokers import _ctl_json
 
     return {v["name"] for v in _ctl_json(None, "list_vhosts", "name") if v["name"].startswith("rg-")}
+
+
+def test_jobs_created_but_not_completed_are_a_finding_with_the_counts(tmp_path: Path):
+    _reachable(REDIS_URL, 6379)
+    jobs = [{"name": "restock", "created": "jobs.created", "completed": "jobs.completed"}]
+    policy, ctx = service(tmp_path, {"kind": "redis", "url": REDIS_URL}, jobs=jobs)
+    env = provision(policy, ctx)
+    try:
+        assert env.broker is not None
+        publish(env, "jobs", ["ok", "bad", "ok", "bad", "ok"])
+        redis.Redis.from_url(REDIS_URL).incrby(f"{env.broker.prefix}jobs.created", 5)  # as the service counts them
+        result = run_messaging(policy, ctx, env)
+    finally:
+        teardown(env)
+
+    assert result.status == Status.failed, result.error or result.summary
+    titles = {f.location: f.title for f in result.findings}
+    assert titles["restock"].startswith("messaging: jobs restock: 5 created, 3 completed — 2 did not complete")
+    assert "dead-letter queue jobs.dead holds 2 messages" in titles["jobs.dead"]
+    assert "jobs restock 3/5 completed" in result.summary
+    assert left_behind(env.broker) == []

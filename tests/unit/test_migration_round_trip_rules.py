@@ -90,3 +90,15 @@ def test_messaging_findings_carry_the_counts():
         "messaging: dead-letter queue restock.dead holds 3 messages (the policy allows none)",
     ]
     assert judge(spec, [{"at_s": 0.4, "depths": {"restock": 0, "mail": 0}}], {"restock.dead": 0}) == []
+
+
+def test_job_counters_need_a_redis_broker(tmp_path):
+    from releasegate.domain.errors import PolicyError
+    from releasegate.policy import load_policy
+
+    (tmp_path / "gate.yaml").write_text(
+        "service: shop\nenvironment:\n  start: app {port}\n  health: {url: 'http://{host}:{port}/'}\n"
+        "  broker: {kind: rabbitmq, url: 'amqp://guest:guest@127.0.0.1:5672/'}\n"
+        "messaging:\n  queues: [mail]\n  jobs: [{name: mail, created: mail.created, completed: mail.done}]\n")
+    with pytest.raises(PolicyError, match="messaging.jobs reads counters from Redis"):
+        load_policy(tmp_path / "gate.yaml")

@@ -2,7 +2,9 @@
 worker (`python -m inventory.jobs`) records it in `restock_notifications`.
 
 The queue is the Redis list `<BROKER_PREFIX>restock` on $BROKER_URL; a job the worker cannot record goes, with its
-error, to `<BROKER_PREFIX>restock.dead`. Without $BROKER_URL the service queues nothing.
+error, to `<BROKER_PREFIX>restock.dead`. The counters `<BROKER_PREFIX>restock.created` (by the service, with the job)
+and `<BROKER_PREFIX>restock.completed` (by the worker) say how many jobs were made and done. Without $BROKER_URL the
+service queues nothing.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 from inventory.db import path_from_url
 
 LOW_STOCK = 10  # fewer units than this: purchasing is told
-QUEUE, DEAD = "restock", "restock.dead"
+QUEUE, DEAD, CREATED, COMPLETED = "restock", "restock.dead", "restock.created", "restock.completed"
 _clients: dict[str, Any] = {}
 
 
@@ -35,8 +37,11 @@ def notify_if_low(sku: str, quantity: int) -> None:
         return
     import redis
 
+    prefix = os.environ.get("BROKER_PREFIX", "")
     try:
-        _redis(url).lpush(os.environ.get("BROKER_PREFIX", "") + QUEUE, json.dumps({"sku": sku, "quantity": quantity}))
+        with _redis(url).pipeline() as both:  # MULTI: the job and its count together
+            both.incr(prefix + CREATED).lpush(prefix + QUEUE, json.dumps({"sku": sku, "quantity": quantity}))
+            both.execute()
     except redis.RedisError as exc:
         print(f"restock notification for {sku} not queued: {exc}", file=sys.stderr, flush=True)
 
@@ -58,6 +63,7 @@ def work(url: str, prefix: str, database_path: str) -> None:
         raw = taken[1].decode("utf-8")
         try:
             record(conn, json.loads(raw))
+            client.incr(prefix + COMPLETED)
         except Exception as exc:  # noqa: BLE001 - any failure dead-letters the job with its reason
             client.lpush(prefix + DEAD, json.dumps({"job": raw, "error": f"{type(exc).__name__}: {exc}"}))
             print(f"restock job failed, dead-lettered: {type(exc).__name__}: {exc}", flush=True)
