@@ -167,8 +167,15 @@ def verdict_json(ctx: dict) -> dict:
     """The DAG's result: the same object `releasegate run --json` prints, with the notification's outcome.
 
     When compile_report left no verdict (it failed, or was stopped, before writing one) the answer is an
-    INCONCLUSIVE verdict naming that, recorded where it still can be: the run never ends without one."""
+    INCONCLUSIVE verdict naming that, recorded where it still can be: the run never ends without one. A run whose
+    open_run failed never started: there is nothing to answer for, and the task fails saying so."""
     from releasegate import pipeline
+
+    if not ctx:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException("no gate run to answer for: open_run failed before the run started (a policy "
+                                   "error or an unreachable gate database) — its log names the cause")
 
     context = RunContext(**ctx)
     try:

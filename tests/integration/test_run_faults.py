@@ -197,6 +197,15 @@ def test_a_run_that_cannot_be_recorded_does_not_start(tmp_path, monkeypatch):
     assert [p for p in descendants() if p.pid not in already] == []
 
 
+def test_result_task_of_a_run_that_never_started_fails_naming_open_run():
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from releasegate.airflow_glue import verdict_json
+
+    with pytest.raises(AirflowFailException, match="open_run failed before the run started"):
+        verdict_json(None)
+
+
 def test_result_task_answers_inconclusive_when_compile_report_left_no_verdict(cli_db, tmp_path):
     from releasegate.airflow_glue import verdict_json
 
