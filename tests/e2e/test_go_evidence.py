@@ -62,9 +62,13 @@ def test_a_go_runs_checklist_and_advisory_data(quick_policy, tmp_path):
     assert "queues restock " in messaging["summary"] and "dead-letter restock.dead 0" in messaging["summary"]
     assert re.search(r"; jobs restock ([1-9][0-9]*)/\1 completed;", messaging["summary"]), messaging["summary"]
     folder = Path(data["evidence_dir"])
-    assert {(folder / "dast" / "report.json").is_file(), (folder / "authz" / "matrix.json").is_file()} == {True}
+    assert {(folder / "dast" / "report.json").is_file(), (folder / "authz" / "matrix.json").is_file(),
+            (folder / "credentials" / "detect-secrets.json").is_file()} == {True}
     stages = {s["stage"]: s for s in document["stages"]}
-    assert (stages["dast"]["status"], stages["authz"]["status"]) == ("passed", "passed")
+    assert [stages[s]["status"] for s in ("dast", "authz", "credentials")] == ["passed"] * 3
+    assert "0 failing operation checks" in stages["dast"]["summary"], stages["dast"]["summary"]
+    assert "0 answered otherwise" in stages["authz"]["summary"], stages["authz"]["summary"]
+    assert "1 allowed as known fixtures" in stages["credentials"]["summary"], stages["credentials"]["summary"]
 
     folder = Path(data["evidence_dir"])
     attestation = folder / "attestation.intoto.json"
