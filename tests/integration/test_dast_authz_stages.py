@@ -206,6 +206,7 @@ def test_an_unparseable_schema_file_is_an_error(fastapi_service, tmp_path):
     ("full", "sigkill", "killed by SIGKILL"),
     ("none", "exit0", "no readable run report"),
     ("full", "exit3", "exited 3"),
+    ("full", "hang", "timed out after 2 s"),
 ])
 def test_a_fake_schemathesis_that_crashes_or_writes_nothing_is_an_error(fastapi_service, tmp_path, monkeypatch,
                                                                         output, ending, said):
@@ -215,7 +216,7 @@ def test_a_fake_schemathesis_that_crashes_or_writes_nothing_is_an_error(fastapi_
                      {"REPORT": report}, output=output, ending=ending)
     monkeypatch.setenv("RELEASEGATE_SCHEMATHESIS_BIN", str(tool))
 
-    result = run_stage(tmp_path, port, "dast", {"openapi": "{base_url}/openapi.json"})
+    result = run_stage(tmp_path, port, "dast", {"openapi": "{base_url}/openapi.json", "timeout_s": 2})
 
     assert result.status is Status.error and said in result.error
 

@@ -76,6 +76,7 @@ def test_an_allowlist_that_cannot_be_used_is_an_error(tmp_path, allowlist, said)
     ("full", "sigkill", "killed by SIGKILL"),
     ("none", "exit0", "output unreadable"),
     ("full", "exit1", "exited 1"),
+    ("full", "hang", "timed out after 2 s"),
 ])
 def test_a_fake_detect_secrets_that_crashes_or_prints_nothing_is_an_error(tmp_path, monkeypatch, output, ending,
                                                                           said):
@@ -83,6 +84,6 @@ def test_a_fake_detect_secrets_that_crashes_or_prints_nothing_is_an_error(tmp_pa
                      output=output, ending=ending)
     monkeypatch.setenv("RELEASEGATE_DETECT_SECRETS_BIN", str(tool))
 
-    result = run_stage(project(tmp_path / "p"), {})
+    result = run_stage(project(tmp_path / "p"), {"timeout_s": 2})
 
     assert result.status is Status.error and said in result.error
