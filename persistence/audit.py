@@ -211,13 +211,34 @@ def _row(event_id: int, event: dict[str, Any], prev_hash: str) -> tuple[dict[str
     datetime (what the database hands back is what gets hashed and verified); and the payload's canonical JSON,
     written once for the hash and the insert."""
     at = event["at"]
-    row = {"id": event_id, "at": datetime.fromisoformat(at) if isinstance(at, str) else at, "kind": event["kind"],
-           "subject": event["subject"], "run_id": event.get("run_id"), "actor": event.get("actor"),
-           "payload": _as_read_back(event["payload"]), "event_key": event.get("key"),
+    row = {"id": event_id, "at": datetime.fromisoformat(at) if isinstance(at, str) else at,
+           "kind": _storable(event["kind"]), "subject": _storable(event["subject"]),
+           "run_id": _storable(event.get("run_id")), "actor": _storable(event.get("actor")),
+           "payload": _as_read_back(_storable(event["payload"])), "event_key": _storable(event.get("key")),
            "prev_hash": prev_hash}
     payload_json = canonical_payload(row["payload"])
     row["hash"] = hashlib.sha256((prev_hash + _hashed_body(row, payload_json)).encode("utf-8")).hexdigest()
     return row, payload_json
+
+
+def _storable(value: Any) -> Any:
+    """A value as every backend keeps it, so the hash computed now is the hash ``verify`` recomputes: text without
+    NUL (PostgreSQL text and JSON cannot hold it), and floats as their text (JSONB rewrites numbers: -0.0 becomes
+    0, 1e16 an integer, NaN is refused). Values without either come back as the very object."""
+    kind = type(value)
+    if kind is str:
+        return value.replace("\x00", "") if "\x00" in value else value
+    if kind is float:
+        return repr(value)
+    if kind is dict:
+        items = {k: _storable(v) for k, v in value.items()}
+        return value if all(items[k] is v for k, v in value.items()) else items
+    if kind is list:
+        if all(type(v) is str and "\x00" not in v for v in value):  # a list of fingerprints, say
+            return value
+        members = [_storable(v) for v in value]
+        return value if all(a is b for a, b in zip(members, value, strict=True)) else members
+    return value
 
 
 def _as_read_back(payload: dict[str, Any]) -> dict[str, Any]:

@@ -143,10 +143,8 @@ class _Plan:
                 first = {"service": self.service, **_stored(transition(None, self.run_id, sighting, self.seen_at)),
                          "updated_at": self.now, "remediation": None, "owner": None}
                 group = self.new[sighting] = (first, [])
-            fingerprint, severity = finding["fingerprint"], finding["severity"]
-            group[1].append({**group[0], "fingerprint": fingerprint, "stage": finding.get("stage", ""),
-                             "kind": finding["kind"], "rule": finding["rule"], "title": finding.get("title", ""),
-                             "severity": getattr(severity, "value", severity)})
+            fingerprint = finding["fingerprint"]
+            group[1].append({**group[0], "fingerprint": fingerprint, **_describe(finding)})
             self.transitions.append({"fingerprint": fingerprint, "from": None, "to": group[0]["state"]})
             return
         fields = transition(row, self.run_id, sighting, self.seen_at)
@@ -179,5 +177,11 @@ def _stored(fields: dict[str, Any]) -> dict[str, Any]:
 
 
 def _describe(finding: dict[str, Any]) -> dict[str, Any]:
-    return {"stage": finding.get("stage", ""), "kind": finding["kind"], "rule": finding["rule"],
-            "title": finding.get("title", ""), "severity": getattr(finding["severity"], "value", finding["severity"])}
+    return {"stage": _text(finding.get("stage", "")), "kind": _text(finding["kind"]), "rule": _text(finding["rule"]),
+            "title": _text(finding.get("title", "")),
+            "severity": getattr(finding["severity"], "value", finding["severity"])}
+
+
+def _text(value: str) -> str:
+    """Text as every backend stores it, the same on insert and update: without NUL (PostgreSQL refuses it)."""
+    return value.replace("\x00", "") if "\x00" in value else value

@@ -54,9 +54,12 @@ def evidence_file(airflow_run_id: str, relative: str) -> Path | None:
         run = uow.runs.get(f"{DAG_ID}__{airflow_run_id}")
     if not run or not run.get("evidence_dir"):
         return None
-    folder = Path(run["evidence_dir"]).resolve()
-    target = (folder / relative).resolve()
-    if not target.is_relative_to(folder) or not target.is_file():
+    try:
+        folder = Path(run["evidence_dir"]).resolve()
+        target = (folder / relative).resolve()
+        if not target.is_relative_to(folder) or not target.is_file():
+            return None
+    except (ValueError, OSError):  # a NUL byte, a name too long: no such file
         return None
     return target
 

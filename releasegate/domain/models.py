@@ -201,7 +201,9 @@ class Approval(_Model):
     approver: str             # the authenticated Airflow user who chose "Approve"
     requested_by: str = ""    # who triggered the run (may not approve it)
     approved_at: datetime
-    accepted: list[str] = Field(default_factory=list)  # fingerprints of the missing-evidence reasons accepted
+    service: str = ""         # what was approved: this service and version only
+    version: str = ""
+    accepted: list[str] = Field(default_factory=list)  # the gaps accepted, each as read (verdict.gap_key)
 
 
 class DefectChange(_Model):

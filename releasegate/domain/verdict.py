@@ -30,18 +30,38 @@ class ExpectedStage:
     required: bool = True
 
 
+NOTHING_CHECKED = fingerprint("nothing-checked", "policy")
+ALL_ACCEPTED = fingerprint("approval-accepts-everything", "approval")
+NEVER_ACCEPTED = frozenset({NOTHING_CHECKED, ALL_ACCEPTED})  # no person can approve a run that checked nothing
+
+
+def gap_key(stage: str, message: str) -> str:
+    """What an approval names of a gap: the stage and the problem as the approver read it. The same stage failing
+    another way later is another gap, which the approval does not cover."""
+    return fingerprint("approved-gap", stage, message)
+
+
 def decide(results: Iterable[StageResult], expected: Iterable[ExpectedStage], now: datetime,
            policy_digest: str = "", waivers: Mapping[str, AppliedWaiver] | None = None,
            approval: Approval | None = None) -> Verdict:
     """`waivers`: the waivers active at `now`, by fingerprint; the verdict lists those that applied. `approval`: a
-    person accepted the missing evidence it names; those reasons stay listed, as not deciding, and the verdict
-    carries the approval when it accepted any of them (missing evidence it does not name still decides)."""
+    person accepted the missing evidence it names (each gap as they read it); those reasons stay listed, as not
+    deciding, and the verdict carries the approval when it accepted any of them. Missing evidence it does not name
+    still decides, and so does every blocking finding, those of an accepted stage included. An approval never
+    makes a run that checked nothing pass."""
     by_name = {r.stage: r for r in results}
     waivers = waivers or {}
     expected = list(expected)
     missing = _missing_evidence(expected, by_name) + _nothing_checked(expected)
     missing, approval = _accepted(missing, approval)
-    blocking = [reason for r in by_name.values() if r.status is not Status.error
+    accepted_stages = {r.stage for r in missing if approval and gap_key(r.stage, _unnoted(r.message)) in
+                       approval.accepted}
+    if (approval is not None and all(r.severity is Severity.low for r in missing)
+            and not _anything_checked(expected, by_name)):
+        missing.append(Reason(stage="approval", severity=Severity.high, fingerprint=ALL_ACCEPTED,
+                              message="missing_evidence: an approval cannot stand in for all the evidence: the "
+                                      "gaps it accepted are every check of this run, so nothing was checked"))
+    blocking = [reason for r in by_name.values() if r.status is not Status.error or r.stage in accepted_stages
                 for reason in _blocking_reasons(r, frozenset(waivers))]
     applied = _applied_waivers(by_name.values(), waivers)
     if any(reason.severity is not Severity.low for reason in missing):
@@ -56,18 +76,32 @@ def decide(results: Iterable[StageResult], expected: Iterable[ExpectedStage], no
                    advisory_data=advisory_data, approval=approval)
 
 
+_NOTE = " (accepted by "
+
+
+def _unnoted(message: str) -> str:
+    return message.split(_NOTE, 1)[0]
+
+
+def _anything_checked(expected: list[ExpectedStage], by_name: dict[str, StageResult]) -> bool:
+    """Whether a stage that checks the release (not provisioning, not the gate's own steps) produced evidence."""
+    return any(_evidence_problem(by_name.get(stage.name)) is None for stage in expected
+               if not stage.name.startswith(("provision", "gate:")))
+
+
 def _accepted(missing: list[Reason], approval: Approval | None) -> tuple[list[Reason], Approval | None]:
     """The missing-evidence reasons with those the approval accepted no longer deciding (low, and saying who
     accepted them); the approval as far as it applied (None when it accepted nothing this verdict holds)."""
     if approval is None:
         return missing, None
     accepted = set(approval.accepted)
-    applied = [r.fingerprint for r in missing if r.fingerprint in accepted and r.severity is not Severity.low]
+    applied = [gap_key(r.stage, r.message) for r in missing if r.fingerprint not in NEVER_ACCEPTED
+               and r.severity is not Severity.low and gap_key(r.stage, r.message) in accepted]
     if not applied:
         return missing, None
-    note = f" (accepted by {approval.approver} at {approval.approved_at:%Y-%m-%d %H:%M} UTC: not deciding)"
+    note = f"{_NOTE}{approval.approver} at {approval.approved_at:%Y-%m-%d %H:%M} UTC: not deciding)"
     return ([r.model_copy(update={"severity": Severity.low, "message": r.message + note})
-             if r.fingerprint in applied else r for r in missing],
+             if gap_key(r.stage, r.message) in applied else r for r in missing],
             approval.model_copy(update={"accepted": applied}))
 
 
@@ -81,7 +115,7 @@ def _nothing_checked(expected: list[ExpectedStage]) -> list[Reason]:
     gate's own, alone, already says why nothing was checked.)"""
     if any(not stage.name.startswith("provision") for stage in expected):
         return []
-    return [Reason(stage="policy", severity=Severity.high, fingerprint=fingerprint("nothing-checked", "policy"),
+    return [Reason(stage="policy", severity=Severity.high, fingerprint=NOTHING_CHECKED,
                    message="missing_evidence: the policy plans no stage that checks the release (suites, load, "
                            "chaos, scans or alerts), so nothing was checked — add at least one")]
 

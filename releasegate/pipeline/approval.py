@@ -18,9 +18,11 @@ from typing import Any
 
 from releasegate.context import RunContext
 from releasegate.domain.models import Approval, Decision, Severity
+from releasegate.domain.verdict import NEVER_ACCEPTED, gap_key
 from releasegate.domain.waiver_rules import canonical_identity
 from releasegate.records import store
 from releasegate.records.audit import record
+from releasegate.redact import redact
 
 log = logging.getLogger("releasegate")
 APPROVE, REJECT = "Approve", "Reject"
@@ -39,7 +41,9 @@ def needs_approval(outcome: dict[str, Any], pending: list[dict[str, Any]] | None
 
 
 def blockers(outcome: dict[str, Any]) -> list[dict[str, Any]]:
-    return [r for r in outcome.get("reasons", []) if r.get("severity") != Severity.low.value]
+    """Every reason that decides a NO_GO: all but the notes (missing evidence that does not decide), whatever the
+    severity (a policy may block on low findings)."""
+    return [r for r in outcome.get("reasons", []) if not (_is_gap(r) and r.get("severity") == Severity.low.value)]
 
 
 def requests_for(outcome: dict[str, Any], pending: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -49,7 +53,7 @@ def requests_for(outcome: dict[str, Any], pending: list[dict[str, Any]]) -> list
     wanted = blockers(outcome)
     if not wanted or any(r.get("fingerprint") not in by_fingerprint for r in wanted):
         return []
-    return [by_fingerprint[r["fingerprint"]] for r in wanted]
+    return list({by_fingerprint[r["fingerprint"]]["id"]: by_fingerprint[r["fingerprint"]] for r in wanted}.values())
 
 
 def pending_requests(service: str) -> list[dict[str, Any]]:
@@ -58,9 +62,14 @@ def pending_requests(service: str) -> list[dict[str, Any]]:
 
 
 def gaps(outcome: dict[str, Any]) -> list[dict[str, Any]]:
-    """The reasons an approval can accept: the missing evidence that decides (a gate fault included)."""
-    return [r for r in outcome.get("reasons", []) if str(r.get("message", "")).startswith("missing_evidence")
-            and r.get("severity") != Severity.low.value and r.get("fingerprint")]
+    """The reasons an approval can accept: the missing evidence that decides (a gate fault included), never a
+    policy that checks nothing."""
+    return [r for r in outcome.get("reasons", []) if _is_gap(r) and r.get("severity") != Severity.low.value
+            and r.get("fingerprint") not in NEVER_ACCEPTED]
+
+
+def _is_gap(reason: dict[str, Any]) -> bool:
+    return str(reason.get("message", "")).startswith("missing_evidence")
 
 
 def request_text(outcome: dict[str, Any], requested_by: str | None, shown: int = 10,
@@ -72,28 +81,32 @@ def request_text(outcome: dict[str, Any], requested_by: str | None, shown: int =
         lines = ["Every blocker of this release has a pending waiver request. **Approve** grants them all, approved "
                  "by you (you may not be a requester, nor the person who triggered the run); **Reject** or no "
                  "answer keeps the run NO_GO.", ""]
-        lines += [f"- #{r['id']} `{str(r['fingerprint'])[:12]}` until {r['expires_on']}, asked by "
-                  f"{r['requested_by']}: {_one_line(r['reason'])}" for r in asked[:shown]]
+        lines += [f"- #{r['id']} {_code(str(r['fingerprint'])[:12])} until {r['expires_on']}, asked by "
+                  f"{_code(r['requested_by'])}: {_code(r['reason'])}" for r in asked[:shown]]
         if len(asked) > shown:
             lines.append(f"- and {len(asked) - shown} more (`releasegate waivers requests --service "
                          f"{outcome['service']}`)")
-        lines += ["", f"Triggered by: {requested_by or 'unknown'}. Report: {outcome.get('report', '')}"]
-        return subject, "\n".join(lines)
+        lines += ["", f"Triggered by: {_code(requested_by or 'unknown')}. Report: {_code(outcome.get('report', ''))}"]
+        return redact(subject), "\n".join(lines)
     subject = f"{outcome['service']} {outcome['version']}: INCONCLUSIVE — accept the missing evidence?"
     lines = ["The gate could not decide this release: the evidence below is missing. **Approve** accepts it for "
              "this run only (it stops deciding; every finding still decides); **Reject** or no answer keeps the "
              "run INCONCLUSIVE.", ""]
     found = gaps(outcome)
-    lines += [f"- `{r['stage']}`: {_one_line(r['message'])}" for r in found[:shown]]
+    lines += [f"- {_code(r['stage'])}: {_code(r['message'])}" for r in found[:shown]]
     if len(found) > shown:
         lines.append(f"- and {len(found) - shown} more (see the report)")
-    lines += ["", f"Triggered by: {requested_by or 'unknown'} (who may not approve it). Report: {outcome.get('report', '')}"]
-    return subject, "\n".join(lines)
+    lines += ["", f"Triggered by: {_code(requested_by or 'unknown')} (who may not approve it). Report: "
+                  f"{_code(outcome.get('report', ''))}"]
+    return redact(subject), "\n".join(lines)
 
 
-def _one_line(text: str, limit: int = 300) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+def _code(text: Any, limit: int = 300) -> str:
+    """A value shown as itself in Airflow's Markdown: one line, in a code span (no link, image or emphasis a
+    tool's output or a requester could slip in)."""
+    text = " ".join(redact(str(text)).replace("`", "'").split())  # each value redacted whole, then quoted
+    text = text if len(text) <= limit else text[:limit - 1] + "…"
+    return f"`{text}`" if text else "` `"
 
 
 def settle(ctx: RunContext, outcome: dict[str, Any], response: dict[str, Any] | None,
@@ -105,7 +118,8 @@ def settle(ctx: RunContext, outcome: dict[str, Any], response: dict[str, Any] | 
     user = (response or {}).get("responded_by_user") or {}
     approver = str(user.get("name") or user.get("id") or "")
     asked = requests_for(outcome, pending_requests(ctx.service)) if outcome.get("decision") == "NO_GO" else []
-    accepted = [r["fingerprint"] for r in (asked or gaps(outcome))]
+    accepted = ([r["fingerprint"] for r in asked] if asked else
+                [gap_key(r["stage"], r["message"]) for r in gaps(outcome)])
     base = {"decision_before": outcome.get("decision"), "requested_by": requested_by or "", "accepted": accepted}
     if chosen != [APPROVE]:
         what = "timed_out" if response is None or not approver else "rejected"
@@ -120,7 +134,8 @@ def settle(ctx: RunContext, outcome: dict[str, Any], response: dict[str, Any] | 
     if asked:
         granted = _grant(ctx, asked, approver, now, base)
         return "approved", f"{approver} granted waiver(s) #{', #'.join(str(w['id']) for w in granted)}"
-    approval = Approval(approver=approver, requested_by=requested_by or "", approved_at=now, accepted=accepted)
+    approval = Approval(approver=approver, requested_by=requested_by or "", approved_at=now, service=ctx.service,
+                        version=ctx.version, accepted=accepted)
     _audit(ctx, APPROVED, base | approval.model_dump(mode="json"), now, approver)
     return "approved", f"{approver} accepted {len(accepted)} missing piece(s) of evidence"
 
@@ -179,12 +194,14 @@ def _audit(ctx: RunContext, kind: str, payload: dict[str, Any], at: datetime, ac
     log.info("%s for %s %s: %s", kind, ctx.service, ctx.version, {k: v for k, v in payload.items() if k != "accepted"})
 
 
-def run_approval(run_id: str) -> Approval | None:
-    """The run's approval (its last ``run.approved`` event), if anyone gave one."""
+def run_approval(ctx: RunContext) -> Approval | None:
+    """The run's approval (its last ``run.approved`` event for this service and version), if anyone gave one."""
     with store.unit_of_work() as uow:
-        events = uow.audit.events(run_id=run_id, kind=APPROVED)
+        events = [e for e in uow.audit.events(run_id=ctx.run_id, kind=APPROVED)
+                  if e["payload"].get("service") == ctx.service and e["payload"].get("version") == ctx.version]
     if not events:
         return None
     payload = events[-1]["payload"]
     return Approval(approver=payload["approver"], requested_by=payload.get("requested_by", ""),
-                    approved_at=datetime.fromisoformat(payload["approved_at"]), accepted=payload.get("accepted", []))
+                    approved_at=datetime.fromisoformat(payload["approved_at"]), service=ctx.service,
+                    version=ctx.version, accepted=payload.get("accepted", []))

@@ -49,7 +49,7 @@ def conclude(ctx: RunContext, known: Iterable[StageResult] = ()) -> Outcome:
     recorded = attempt(faults, "defects", lambda: record_defects(ctx, results, decided_at, frozenset(waivers)))
     defects, changes = recorded if isinstance(recorded, tuple) else ([], [])
     versions = attempt(faults, "tool_versions", tool_versions) or {}
-    approval = attempt(faults, "approval", lambda: run_approval(ctx.run_id))
+    approval = attempt(faults, "approval", lambda: run_approval(ctx))
     return _keep(_Conclusion(ctx, digest, results, faults, expected, decided_at, waivers, defects, changes, versions,
                              approval))
 

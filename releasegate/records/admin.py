@@ -20,6 +20,7 @@ from typing import Any
 from releasegate.domain import waiver_rules
 from releasegate.domain.errors import ReleaseGateError
 from releasegate.records import store
+from releasegate.redact import redact
 
 log = logging.getLogger("releasegate")
 
@@ -103,6 +104,7 @@ def waive(fingerprint: str, service: str, reason: str, requested_by: str, approv
     """
     at = at or now()
     max_days = waiver_max_days(service, policy)
+    reason = redact(reason)  # at entry: the waivers table, the report and Slack show the reason
     with refusals():
         grant = waiver_rules.check_grant(reason, requested_by, approver, expires, at, max_days)
     with store.unit_of_work() as uow, refusals():
@@ -120,6 +122,7 @@ def request_waiver(fingerprint: str, service: str, reason: str, requested_by: st
     have one, or ``waive``); the same rules as a grant, but for the approver."""
     at = at or now()
     max_days = waiver_max_days(service, policy)
+    reason = redact(reason)  # at entry, as for a grant
     with refusals():
         asked = waiver_rules.check_request(reason, requested_by, expires, at, max_days)
     with store.unit_of_work() as uow, refusals():

@@ -178,3 +178,29 @@ def test_copy_lines_are_the_generic_conversion_also_for_a_value_reused_or_change
     shared["n"] = 5
     assert next(reused).endswith('{"n":5}\n')  # a mutable value is converted again each row
     assert _copy_value("x\\y", False) == "x\\\\y" and _converter(defects, "title")("x\\y") == "x\\\\y"
+
+
+def test_floats_and_nul_in_audit_events_keep_the_chain_verifiable_on_every_backend(engine):
+    from persistence.tables import utcnow
+
+    odd = [{"value": -0.0}, {"value": 1e16}, {"values": [2.5e20, 0.1]}, {"why": "nul\x00here"},
+           {"n": float("nan")}, {"deep": {"x": [1.5, "a\x00b"]}}]
+    with UnitOfWork(engine) as uow:
+        for i, payload in enumerate(odd):
+            uow.audit.append("probe", f"svc:a\x00b{i}", payload, utcnow(), actor="z\x00oe", key=f"odd-{i}")
+        uow.commit()
+    with UnitOfWork(engine) as uow:
+        check = uow.audit.verify()
+        stored = [(e["subject"], e["actor"], e["payload"]) for e in uow.audit.events(kind="probe")]
+
+    assert check["ok"], check
+    assert stored[0] == ("svc:ab0", "zoe", {"value": "-0.0"})
+    assert stored[3][2] == {"why": "nulhere"} and stored[4][2] == {"n": "nan"}
+
+
+def test_a_nul_in_a_finding_title_is_stored_the_same_on_insert_and_update(engine):
+    titled = [{**seen("a"), "title": "nul\x00here"}]
+    record(engine, "r1", T0, titled, {"semgrep"})
+    _transitions, _after, stored = record(engine, "r2", T0 + timedelta(days=1), titled, {"semgrep"})
+
+    assert [(d["title"], d["state"]) for d in stored] == [("nulhere", "recurring")]

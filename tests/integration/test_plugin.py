@@ -78,6 +78,7 @@ def test_the_run_page_view_reads_only_files_inside_that_runs_evidence_folder(tmp
     assert module.evidence_file(AIRFLOW_RUN, "escape.txt") is None            # a link out of the folder
     assert module.evidence_file(AIRFLOW_RUN, "stages") is None                # a folder is not a file
     assert module.evidence_file("scheduled__other", "report.html") is None    # no gate run behind that run
+    assert module.evidence_file(AIRFLOW_RUN, "report.html\x00") is None      # a NUL byte: no file, no 500
     views = {v["url_route"]: v for v in module.ReleaseGatePlugin.external_views}
     assert views["releasegate-report"] == {"name": "Release report", "destination": "dag_run",
                                            "href": "/releasegate/runs/{RUN_ID}/evidence/report.html",

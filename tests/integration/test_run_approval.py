@@ -63,6 +63,10 @@ def test_an_approval_by_another_user_turns_the_run_to_go_and_names_them(tmp_path
     [(kind, actor, payload)] = audit(ctx.run_id)
     assert (kind, actor, payload["requested_by"], payload["decision_before"]) == ("run.approved", "bob", "alice",
                                                                                   "INCONCLUSIVE")
+    # the approval is this service's and version's: a run id reused for another version is not approved
+    from releasegate.pipeline.approval import run_approval
+
+    assert run_approval(ctx) is not None and run_approval(ctx.model_copy(update={"version": "2.0.0"})) is None
 
 
 def test_an_approval_accepts_missing_evidence_never_a_failing_test(tmp_path):
@@ -143,3 +147,24 @@ def test_an_approval_grants_the_waivers_requested_for_every_blocker_of_a_no_go(t
     with store.unit_of_work() as uow:
         granted = uow.audit.events(kind="run.approved_waivers")
     assert [(e["actor"], len(e["payload"]["waivers"])) for e in granted] == [("bob", 2)]
+
+
+def test_the_approval_step_covers_every_blocker_once_and_shows_values_as_text():
+    from releasegate.pipeline.approval import requests_for
+
+    same_twice = {"decision": "NO_GO", "service": "tiny", "version": "1", "reasons": [
+        {"stage": "pytest[a]", "message": "test_x failed", "severity": "high", "fingerprint": "fp1"},
+        {"stage": "pytest[b]", "message": "test_x failed", "severity": "high", "fingerprint": "fp1"},
+        {"stage": "x", "message": "missing_evidence: optional (optional stage: not deciding)", "severity": "low",
+         "fingerprint": "gap"}]}
+    low_blocker = {**same_twice, "reasons": [*same_twice["reasons"],
+                                             {"stage": "semgrep", "message": "low rule", "severity": "low",
+                                              "fingerprint": "fp2"}]}
+    request = {"id": 7, "fingerprint": "fp1", "requested_by": "alice", "expires_on": "2026-12-31",
+               "reason": "see [ticket](https://evil.example) ![x](https://evil.example/t.png) password=hunter2hunter2"}
+
+    assert [r["id"] for r in requests_for(same_twice, [request])] == [7]
+    assert needs_approval(low_blocker, [request]) is None  # a low blocker without a request blocks too
+    _subject, body = request_text(same_twice, "carol", pending=[request])
+    assert "`see [ticket](https://evil.example) ![x](https://evil.example/t.png) password=[REDACTED]`" in body
+    assert "hunter2hunter2" not in body

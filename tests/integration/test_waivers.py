@@ -330,3 +330,15 @@ def store_engine():
     from releasegate.records import store
 
     return store.engine()
+
+
+def test_a_secret_in_a_waiver_reason_is_redacted_before_it_is_stored(cli_db, capsys):
+    leaky = "token rotated; old one was password=hunter2hunter2 until today"
+    ask = ["--service", "orders", "--reason", leaky, "--requested-by", "alice", "--expires", IN_A_MONTH]
+    assert cli(capsys, "waivers", "request", FP_B, *ask)[0] == 0
+    assert cli(capsys, "waive", FP_A, *WAIVE[:2], "--reason", leaky, *WAIVE[4:])[0] == 0
+
+    with UnitOfWork(store_engine()) as uow:
+        stored = [r for (r,) in uow.session.execute(text("SELECT reason FROM waivers UNION ALL "
+                                                         "SELECT reason FROM waiver_requests")).all()]
+    assert len(stored) == 2 and all("hunter2" not in r and "password=[REDACTED]" in r for r in stored)

@@ -72,32 +72,71 @@ def test_a_policy_that_checks_nothing_is_never_go():
     assert "plans no stage that checks the release" in nothing.reasons[0].message
 
 
-def approval_of(*stages: str, by: str = "bob"):
-    from releasegate.domain.fingerprint import fingerprint
+def approval_of(before, *stages: str, by: str = "bob"):
+    """An approval of the gaps of ``stages`` as the approver read them in the verdict ``before``."""
     from releasegate.domain.models import Approval
+    from releasegate.domain.verdict import gap_key
 
     return Approval(approver=by, requested_by="alice", approved_at=NOW,
-                    accepted=[fingerprint("missing-evidence", s) for s in stages])
+                    accepted=[gap_key(r.stage, r.message) for r in before.reasons if r.stage in stages])
 
 
 def test_an_approval_of_the_missing_evidence_decides_on_the_rest():
     errored = [result("a", Status.error, error="schema unreachable"), result("b")]
-    approved = decide(errored, EXPECTED, NOW, approval=approval_of("a"))
+    approved = decide(errored, EXPECTED, NOW, approval=approval_of(decide(errored, EXPECTED, NOW), "a"))
 
     assert approved.decision is Decision.GO
     assert approved.approval.approver == "bob" and len(approved.approval.accepted) == 1
     [reason] = [r for r in approved.reasons if r.stage == "a"]
     assert reason.severity is Severity.low and "accepted by bob" in reason.message and "schema unreachable" in reason.message
     # what still blocks still blocks: the approval covers missing evidence, never a finding
-    blocked = decide([result("a", Status.error, error="x"), result("b", Status.failed, [finding("f1")])], EXPECTED,
-                     NOW, approval=approval_of("a"))
+    blocked_results = [result("a", Status.error, error="x"), result("b", Status.failed, [finding("f1")])]
+    blocked = decide(blocked_results, EXPECTED, NOW, approval=approval_of(decide(blocked_results, EXPECTED, NOW), "a"))
     assert blocked.decision is Decision.NO_GO and blocked.approval is not None
+
+
+def test_the_findings_of_a_stage_whose_gap_was_accepted_still_decide():
+    """A stage can end `error` and still report findings (a chaos run with one experiment aborted)."""
+    chaos = [result("a", Status.error, [finding("lost-steady-state")], error="experiment net-delay aborted"),
+             result("b")]
+    approved = decide(chaos, EXPECTED, NOW, approval=approval_of(decide(chaos, EXPECTED, NOW), "a"))
+
+    assert approved.decision is Decision.NO_GO
+    assert "lost-steady-state" in [r.fingerprint for r in approved.reasons]
+
+
+def test_an_approval_covers_the_gap_as_read_never_the_same_stage_failing_another_way():
+    first = [result("a", Status.error, error="pytest usage error (exit 4)"), result("b")]
+    later = [result("a", Status.error, error="database fixture exploded"), result("b")]
+    approval = approval_of(decide(first, EXPECTED, NOW), "a")
+
+    again = decide(later, EXPECTED, NOW, approval=approval)
+
+    assert (again.decision, again.approval) == (Decision.INCONCLUSIVE, None)
+
+
+def test_an_approval_never_passes_a_run_that_checked_nothing():
+    from releasegate.domain.models import Approval
+    from releasegate.domain.verdict import NOTHING_CHECKED, gap_key
+
+    everything_errored = [result("a", Status.error, error="x"), result("b", Status.error, error="y")]
+    before = decide(everything_errored, EXPECTED, NOW)
+    all_of_it = decide(everything_errored, EXPECTED, NOW, approval=approval_of(before, "a", "b"))
+    nothing = decide([], [ExpectedStage("provision")], NOW)
+    forced = Approval(approver="bob", approved_at=NOW,
+                      accepted=[gap_key(r.stage, r.message) for r in nothing.reasons])
+
+    assert all_of_it.decision is Decision.INCONCLUSIVE
+    assert "an approval cannot stand in for all the evidence" in all_of_it.reasons[0].message
+    assert NOTHING_CHECKED in [r.fingerprint for r in nothing.reasons]
+    assert decide([], [ExpectedStage("provision")], NOW, approval=forced).decision is Decision.INCONCLUSIVE
 
 
 def test_an_approval_that_does_not_cover_every_gap_leaves_the_run_inconclusive():
     two_gaps = [result("a", Status.error, error="x")]  # b produced nothing either
-    partly = decide(two_gaps, EXPECTED, NOW, approval=approval_of("a"))
-    unrelated = decide(two_gaps, EXPECTED, NOW, approval=approval_of("zzz"))
+    before = decide(two_gaps, EXPECTED, NOW)
+    partly = decide(two_gaps, EXPECTED, NOW, approval=approval_of(before, "a"))
+    unrelated = decide(two_gaps, EXPECTED, NOW, approval=approval_of(before, "zzz"))
 
     assert partly.decision is Decision.INCONCLUSIVE
     assert [r.stage for r in partly.reasons if r.severity is not Severity.low] == ["b"]
