@@ -131,15 +131,33 @@ def verify(path: Path, public_key: Path) -> tuple[list[str], dict]:
     key = load_public_key(public_key)
     envelope = _envelope(path)
     payload = base64.b64decode(envelope["payload"], validate=True)
-    signed = any(verifies(key, base64.b64decode(s.get("sig", "")), pae(envelope["payloadType"], payload))
-                 for s in envelope["signatures"])
+    signed = any(_signature_verifies(key, s, pae(envelope["payloadType"], payload)) for s in envelope["signatures"])
     if not signed:
         return [f"{path.name}: the signature does not verify with {public_key} (another key signed it, or the "
                 f"statement was changed)"], {}
     data = json.loads(payload)
     if data.get("_type") != STATEMENT_TYPE or data.get("predicateType") != VSA_TYPE:
         return [f"{path.name}: not an in-toto statement of a verification summary"], {}
-    return [p for s in data["subject"] if (p := _changed(path.parent, s))], data["predicate"]
+    covered = {str(s.get("name", "")) for s in data["subject"]}
+    added = [f"{name}: not covered by the attestation (added after it was signed)"
+             for name in _files_under(path.parent) if name not in covered and name != path.name]
+    return [p for s in data["subject"] if (p := _changed(path.parent, s))] + added, data["predicate"]
+
+
+def _signature_verifies(key, signature: object, message: bytes) -> bool:
+    """One signature of the envelope; one that is malformed verifies nothing (another may still verify)."""
+    if not isinstance(signature, dict) or not isinstance(signature.get("sig"), str):
+        return False
+    try:
+        raw = base64.b64decode(signature["sig"], validate=True)
+    except ValueError:
+        return False
+    return bool(verifies(key, raw, message))
+
+
+def _files_under(folder: Path) -> list[str]:
+    """Every file in the evidence folder, as a subject names it (POSIX path relative to the folder)."""
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() or p.is_symlink())
 
 
 def _envelope(path: Path) -> dict:

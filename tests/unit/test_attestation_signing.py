@@ -92,6 +92,24 @@ def test_a_removed_evidence_file_fails(evidence, keys):
     assert problems == [f"report.html: missing from {evidence}"]
 
 
+def test_a_file_added_after_signing_fails_naming_it(evidence, keys):
+    attest(evidence, ABOUT)
+    (evidence / "stages" / "chaos.json").write_text('{"stage": "chaos", "status": "passed"}')
+
+    problems, _ = verify(evidence / ATTESTATION, keys[1])
+
+    assert problems == ["stages/chaos.json: not covered by the attestation (added after it was signed)"]
+
+
+def test_a_malformed_signature_beside_a_good_one_does_not_stop_the_good_one(evidence, keys):
+    attest(evidence, ABOUT)
+    envelope = json.loads((evidence / ATTESTATION).read_text())
+    envelope["signatures"] = [{"sig": "not*base64"}, "not a signature", *envelope["signatures"]]
+    (evidence / ATTESTATION).write_text(json.dumps(envelope))
+
+    assert verify(evidence / ATTESTATION, keys[1])[0] == []
+
+
 def test_a_changed_statement_no_longer_verifies(evidence, keys):
     attest(evidence, ABOUT)
     envelope = json.loads((evidence / ATTESTATION).read_text())
