@@ -55,7 +55,7 @@ def provision(policy: Policy, ctx: RunContext) -> Environment:
     broker: RunningBroker | None = None
     workers: list[RunningWorker] = []
     try:
-        broker = _open_broker(spec)
+        broker = _open_broker(spec, deps)
         return _provision_service(policy, spec, ctx, deps, broker, workers)
     except BaseException:
         stop_workers(workers)
@@ -65,11 +65,11 @@ def provision(policy: Policy, ctx: RunContext) -> Environment:
         raise
 
 
-def _open_broker(spec: EnvironmentSpec) -> RunningBroker | None:
+def _open_broker(spec: EnvironmentSpec, deps: list[RunningDependency]) -> RunningBroker | None:
     if spec.broker is None:
         return None
-    try:
-        broker = open_broker(spec.broker)
+    try:  # its url may name a dependency the gate started ({dep_redis_port}, say)
+        broker = open_broker(spec.broker.model_copy(update={"url": fill(spec.broker.url, dependency_values(deps))}))
     except StageError as exc:
         raise ProvisionError(f"environment.broker: {exc}") from None
     log.info("provision: broker %s, the run's %s", spec.broker.kind,

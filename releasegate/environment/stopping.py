@@ -26,9 +26,9 @@ def teardown(environment: Environment | dict | None) -> str:
     failures: list[str] = []
     outcomes = [_stop_one("service", failures, env.pid, env.pid_created, env.stop_signal, env.stop_timeout_s)]
     outcomes += stop_workers(env.workers, failures)
-    outcomes += stop_dependencies(env.dependencies, failures)
-    if env.broker is not None:
+    if env.broker is not None:  # before the dependencies: the broker may be one the gate started
         outcomes.append(_close_broker(env, failures))
+    outcomes += stop_dependencies(env.dependencies, failures)
     outcome = "; ".join(outcomes)
     log.info("teardown: %s", outcome)
     if failures:

@@ -29,7 +29,8 @@ def _check_placeholders_in_place(policy: Policy, add) -> None:
                 why = ("no port is known here" + ("" if policy.environment else ": the policy has no environment")
                        + f" — here the gate fills in {_names(allowed)}")
             elif name.startswith("dep_"):
-                why = f"dependencies are filled in only in environment.setup, start, env and health — here: {_names(allowed)}"
+                why = (f"dependencies are filled in only in environment.setup, start, env, health and broker.url — here: "
+                       f"{_names(allowed)}")
             else:
                 why = f"here the gate fills in {_names(allowed)} only"
             add(loc, f"{{{name}}} is not filled in: {why}")
@@ -48,7 +49,8 @@ def _placeholder_scopes(policy: Policy) -> Iterator[tuple[tuple, str, frozenset[
     yield from _each(("source", "exclude"), policy.source.exclude, none)
     env = policy.environment
     if env is not None:
-        if env.broker is not None:
+        if env.broker is not None:  # its url may name a dependency the gate starts (e.g. its own redis-server)
+            yield ("environment", "broker", "url"), env.broker.url, deps
             deps = deps | frozenset(BROKER_PLACEHOLDERS)
         for i, worker in enumerate(env.workers):
             yield from _command(("environment", "workers", i, "start"), worker.start, everything | deps)

@@ -213,3 +213,32 @@ def test_jobs_created_but_not_completed_are_a_finding_with_the_counts(tmp_path: 
     assert "dead-letter queue jobs.dead holds 2 messages" in titles["jobs.dead"]
     assert "jobs restock 3/5 completed" in result.summary
     assert left_behind(env.broker) == []
+
+
+def test_a_broker_the_gate_starts_as_a_dependency_is_cleaned_before_it_stops(tmp_path: Path):
+    """The demo's shape: the gate starts its own redis-server (a dependency) and names it in broker.url."""
+    if shutil.which("redis-server") is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("redis-server is not installed (scripts/install-system-deps.sh installs it)")
+        pytest.skip("redis-server is not installed")
+    service(tmp_path, {"kind": "redis", "url": REDIS_URL})
+    raw = yaml.safe_load((tmp_path / "gate.yaml").read_text())
+    raw["environment"]["broker"]["url"] = "redis://{dep_redis_host}:{dep_redis_port}/0"
+    raw["environment"]["dependencies"] = [{"name": "redis", "health": {"tcp": "{host}:{port}", "timeout_s": 20},
+                                           "start": "redis-server --port {port} --bind {host} --save '' "
+                                                    "--appendonly no"}]
+    (tmp_path / "gate.yaml").write_text(yaml.safe_dump(raw))
+    policy = load_policy(tmp_path / "gate.yaml")
+    ctx = open_run(policy, "1.0.0")
+    env = provision(policy, ctx)
+    try:
+        assert env.broker is not None and env.broker.url == f"redis://127.0.0.1:{env.dependencies[0].port}/0"
+        publish(env, "jobs", ["ok"] * 3)
+        result = run_messaging(policy, ctx, env)
+    finally:
+        outcome = teardown(env)
+
+    assert result.status is Status.passed, result.error or result.summary
+    assert "redis keys rg-" in outcome and "NOT cleaned" not in outcome
+    assert outcome.index("redis keys rg-") < outcome.index("redis: stopped")
+    assert not psutil.pid_exists(env.dependencies[0].pid) or psutil.Process(env.dependencies[0].pid).status() == "zombie"

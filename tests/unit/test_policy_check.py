@@ -139,7 +139,7 @@ def test_an_unknown_builtin_rule_set_is_named(tmp_path):
     (lambda p: p["load"].update(locustfile="load/{version}.py"), "load.locustfile",
      "{version} is not filled in: the gate reads this value as written"),
     (lambda p: p["suites"][0].update(env={"DB": "{dep_db_url}"}), "suites[0].env.DB",
-     "{dep_db_url} is not filled in: dependencies are filled in only in environment.setup, start, env and health"),
+     "{dep_db_url} is not filled in: dependencies are filled in only in environment.setup, start, env, health and broker.url"),
     (lambda p: p["scans"]["pip_audit"].update(export=["uv export -o {base_url}.txt"]), "scans.pip_audit.export[0]",
      "{base_url} is not filled in: no port is known here"),
     (lambda p: p["source"].update(path="releases/{service}"), "source.path",
