@@ -13,18 +13,18 @@ from __future__ import annotations
 
 import gc
 import io
-import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from itertools import chain, islice
-from json.encoder import c_make_encoder, encode_basestring, encode_basestring_ascii  # type: ignore[attr-defined]
 from operator import call
 from typing import Any, TypeVar
 
 from sqlalchemy import JSON, Connection, Table
 from sqlalchemy.orm import Session
+
+from releasegate.jsontext import encoder
 
 BATCH = 5_000
 _V = TypeVar("_V")
@@ -69,24 +69,9 @@ _CACHEABLE = (str, int, bool)
 
 
 def compact_json(value: Any, sort_keys: bool = False, ensure_ascii: bool = False) -> str:
-    """``json.dumps(value, separators=(",", ":"), default=str, ...)`` through an encoder built once: json.dumps builds
-    its C encoder anew on every call, which costs more than encoding a small value."""
-    return "".join(_ENCODERS[sort_keys, ensure_ascii](value, 0))
-
-
-def _encoder(sort_keys: bool, ensure_ascii: bool) -> Callable[[Any, int], Any]:
-    """What ``JSONEncoder.iterencode`` builds per call, built once (the pure-Python one where C's is missing).
-    Without a circular-reference check: the values written here are the gate's own, never cyclic (a cycle would
-    end in RecursionError rather than loop)."""
-    quote = encode_basestring_ascii if ensure_ascii else encode_basestring
-    if c_make_encoder is None:  # pragma: no cover - CPython always has the C encoder
-        plain = json.JSONEncoder(sort_keys=sort_keys, ensure_ascii=ensure_ascii, separators=(",", ":"), default=str)
-        return lambda value, _level: plain.iterencode(value)
-    return c_make_encoder(None, str, quote, None, ":", ",", sort_keys, False, True)  # type: ignore[no-any-return]
-
-
-_ENCODERS = {(sort_keys, ascii_only): _encoder(sort_keys, ascii_only)
-             for sort_keys in (False, True) for ascii_only in (False, True)}
+    """``json.dumps(value, separators=(",", ":"), default=str, ...)`` through an encoder built once
+    (releasegate.jsontext: json.dumps builds its C encoder anew on every call)."""
+    return encoder(sort_keys, ensure_ascii)(value)
 
 
 class JsonText(str):

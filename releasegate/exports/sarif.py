@@ -4,6 +4,7 @@ operation it found (`GET /items`) as a logical location. Pure: the same results 
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from datetime import UTC, datetime
@@ -62,11 +63,17 @@ def _location(finding: Finding) -> dict:
             region["endLine"] = end
         if finding.evidence:
             region["snippet"] = {"text": finding.evidence}
-        return {"physicalLocation": {"artifactLocation": {"uri": quote(where["path"], safe="/"),
+        return {"physicalLocation": {"artifactLocation": {"uri": _uri(where["path"]),
                                                            "uriBaseId": "%SRCROOT%"},
                                      "region": region}}
     operation = finding.location or finding.rule
     return {"logicalLocations": [{"fullyQualifiedName": operation, "kind": "resource"}]}
+
+
+@functools.lru_cache(maxsize=4096)
+def _uri(path: str) -> str:
+    """A file's path as a SARIF artifact URI (a scan names the same files again and again)."""
+    return quote(path, safe="/")
 
 
 def _utc(moment: datetime) -> str:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from releasegate.context import RunContext, safe_name
 from releasegate.domain.models import StageResult, Verdict
+from releasegate.jsontext import encoder
 from releasegate.report.checklist import CheckItem
 from releasegate.report.register import RiskItem
 
@@ -64,8 +64,8 @@ def _json_lines(items: list, indent: str) -> str:
     return "[\n" + ",\n".join(f"{indent}  {_compact(item)}" for item in items) + f"\n{indent}]"
 
 
-_COMPACT = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(", ", ": "))  # one encoder, reused
+_COMPACT = encoder(sort_keys=True, ensure_ascii=False, item_separator=", ", key_separator=": ", default=None)
 
 
 def _compact(value: Any) -> str:
-    return _COMPACT.encode(value)
+    return _COMPACT(value)
