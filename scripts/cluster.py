@@ -264,18 +264,16 @@ def stop(entry: dict, timeout_s: float = 20) -> str:
 def stop_started_by_the_cluster(home: Path) -> list[str]:
     """What the cluster's tasks started in sessions of their own (a service under test, its dependencies, the
     fault proxy) and left running because a run was cut short: every process whose environment carries this
-    cluster's RELEASEGATE_HOME. The gate's own teardown stops them in a run that ends; this is for one that
-    did not."""
+    cluster's RELEASEGATE_HOME, or that runs in a folder under it (a server such as redis-server rewrites the
+    memory its environment is read from when it sets its title). The gate's own teardown stops them in a run
+    that ends; this is for one that did not."""
     import psutil
 
     gate_home = str(home / "gate")
     found = []
     for proc in psutil.process_iter(["pid", "name"]):
-        try:
-            if proc.pid != os.getpid() and proc.environ().get("RELEASEGATE_HOME") == gate_home:
-                found.append(proc)
-        except psutil.Error:
-            continue
+        if proc.pid != os.getpid() and _belongs_to(proc, gate_home):
+            found.append(proc)
     for proc in found:
         try:
             proc.terminate()
@@ -288,6 +286,20 @@ def stop_started_by_the_cluster(home: Path) -> list[str]:
         except psutil.NoSuchProcess:
             pass
     return [f"stopped {p.info.get('name')} (pid {p.pid}) that a cut-short run left" for p in found]
+
+
+def _belongs_to(proc, gate_home: str) -> bool:
+    import psutil
+
+    probes = (lambda: proc.environ().get("RELEASEGATE_HOME") == gate_home,
+              lambda: Path(proc.cwd()).is_relative_to(gate_home))
+    for probe in probes:
+        try:
+            if probe():
+                return True
+        except psutil.Error:
+            continue
+    return False
 
 
 # --- commands ------------------------------------------------------------------------------------------

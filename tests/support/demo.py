@@ -37,7 +37,8 @@ def write_quick_policy(folder: Path) -> Path:
     policy["load"].update(duration_s=3, min_requests=20, remeasure_cooldown_s=0)
     policy["dast"]["max_examples"] = 5
     for dependency in policy["environment"].get("dependencies", []):
-        dependency["path"] = str(DEMO_POLICY.parent / dependency["path"])
+        if "path" in dependency:  # a dependency without one (the demo's redis-server) runs in the workspace
+            dependency["path"] = str(DEMO_POLICY.parent / dependency["path"])
     for experiment in policy.get("chaos", {}).get("experiments", []):
         experiment["file"] = str(DEMO_POLICY.parent / experiment["file"])
     path = folder / "gate.yaml"
