@@ -206,30 +206,23 @@ def enforce(outcome: dict) -> str:
 
 
 def gate_database_connection() -> Connection | None:
-    """The Airflow connection ``releasegate_db`` (the gate database), or None when there is none.
-
-    Asked only inside an Airflow process (airflow already imported: a task, ``dag.test()``, a plugin), or when
-    ``AIRFLOW_CONN_RELEASEGATE_DB`` is set: a plain CLI process does not pay for importing Airflow (~3 s) just
-    to find nothing. A connection that does not exist is None; a secrets backend that fails raises.
-    """
-    if "airflow" not in sys.modules and not os.environ.get("AIRFLOW_CONN_RELEASEGATE_DB"):
-        return None
-    try:
-        from airflow.sdk import Connection
-        from airflow.sdk.exceptions import AirflowNotFoundException
-    except ImportError:
-        return None
-    try:
-        return Connection.get(GATE_DB_CONNECTION)
-    except AirflowNotFoundException:
-        return None
+    """The Airflow connection ``releasegate_db`` (the gate database), or None when there is none (see
+    ``_connection_if_airflow``)."""
+    return _connection_if_airflow(GATE_DB_CONNECTION)
 
 
 def signing_key_connection() -> Connection | None:
     """The Airflow connection ``releasegate_signing_key`` (its password: the PEM key that signs the verdict's
-    attestation), or None. Asked as the gate database's is: only inside an Airflow process or when
-    ``AIRFLOW_CONN_RELEASEGATE_SIGNING_KEY`` is set; a connection that does not exist is None."""
-    if "airflow" not in sys.modules and not os.environ.get("AIRFLOW_CONN_RELEASEGATE_SIGNING_KEY"):
+    attestation), or None; asked as the gate database's is."""
+    return _connection_if_airflow("releasegate_signing_key")
+
+
+def _connection_if_airflow(conn_id: str) -> Connection | None:
+    """The Airflow connection ``conn_id``, asked only inside an Airflow process (airflow already imported: a task,
+    ``dag.test()``, a plugin) or when ``AIRFLOW_CONN_<CONN_ID>`` is set: a plain CLI process does not pay for
+    importing Airflow (~3 s) just to find nothing. A connection that does not exist is None; a secrets backend
+    that fails raises."""
+    if "airflow" not in sys.modules and not os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}"):
         return None
     try:
         from airflow.sdk import Connection
@@ -237,7 +230,7 @@ def signing_key_connection() -> Connection | None:
     except ImportError:
         return None
     try:
-        return Connection.get("releasegate_signing_key")
+        return Connection.get(conn_id)
     except AirflowNotFoundException:
         return None
 
